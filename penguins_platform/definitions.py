@@ -1,0 +1,76 @@
+"""The platform's index: every asset, check, job and resource, in lineage order.
+
+Executor: the in-process executor runs every step in one process. keras+jax, mlflow and
+scikit-learn cost seconds to import; the multiprocess executor would pay that again in
+every step, which is slower than the training itself on this data.
+"""
+
+import os
+
+import dagster as dg
+
+from penguins_platform.assets.data import (
+    categories_are_known,
+    measurements_are_numeric,
+    measurements_are_plausible,
+    missing_values_are_bounded,
+    penguins,
+    raw_penguins,
+    required_columns,
+    species_are_known,
+)
+from penguins_platform.assets.registry import registered_model_version
+from penguins_platform.assets.training import (
+    accuracy_threshold,
+    cross_validation_scores,
+    feature_transformer,
+    trained_model,
+)
+from penguins_platform.jobs import training_job
+from penguins_platform.project import (
+    default_artifact_location,
+    default_tracking_uri,
+    prepare_jax_cache,
+)
+from penguins_platform.resources.mlflow import MlflowTracking
+from penguins_platform.resources.s3 import S3Storage
+
+
+def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
+    """`EnvVar(name)` when it is set, so the UI shows where a value came from, else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+prepare_jax_cache()
+
+defs = dg.Definitions(
+    assets=[
+        raw_penguins,
+        penguins,
+        feature_transformer,
+        cross_validation_scores,
+        trained_model,
+        registered_model_version,
+    ],
+    asset_checks=[
+        required_columns,
+        measurements_are_numeric,
+        species_are_known,
+        categories_are_known,
+        measurements_are_plausible,
+        missing_values_are_bounded,
+        accuracy_threshold,
+    ],
+    jobs=[training_job],
+    resources={
+        "mlflow": MlflowTracking(
+            tracking_uri=env_or("MLFLOW_TRACKING_URI", default_tracking_uri()),
+            experiment_name=env_or("MLFLOW_EXPERIMENT_NAME", "penguins"),
+            registered_model_name=env_or("PENGUINS_MODEL_NAME", "penguins"),
+            artifact_location=env_or("MLFLOW_ARTIFACT_LOCATION", default_artifact_location()),
+            ui_url=env_or("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+        ),
+        "s3": S3Storage(),
+    },
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""Resources: the external systems the assets talk to, configured per deployment."""
