@@ -8,45 +8,60 @@ of the launchpad is a flag here too.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from penguins_platform.project import DEFAULT_DATA_LOCATION, prepare_dagster_home
-
-
-def training_run_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The launchpad config equivalent to these flags."""
-    fit = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-        "seed": args.seed,
-    }
-    return {
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        "ops": {
-            "raw_penguins": {"config": {"location": args.data}},
-            "penguins": {"config": {"seed": args.seed}},
-            "cross_validation_scores": {"config": {**fit, "folds": args.folds}},
-            "trained_model": {"config": fit},
-            "trained_model_accuracy_threshold": {"config": {"threshold": args.threshold}},
-        }
-    }
+from penguins_platform.project import (
+    DEFAULT_DATA_LOCATION,
+    PROJECT_ROOT,
+    default_tracking_uri,
+    prepare_dagster_home,
+)
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="penguins_platform", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="materialize the training lineage")
-    train.add_argument("--data", default=DEFAULT_DATA_LOCATION, help="CSV file, folder or s3:// prefix")
+    train.add_argument(
+        "--data", default=DEFAULT_DATA_LOCATION, help="CSV file, folder or s3:// prefix"
+    )
     train.add_argument("--threshold", type=float, default=0.7, help="minimum mean CV accuracy")
     train.add_argument("--epochs", type=int, default=50)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--learning-rate", type=float, default=0.01)
     train.add_argument("--folds", type=int, default=5)
     train.add_argument("--seed", type=int, default=42)
+    dev = commands.add_parser("dev", help="open the Dagster UI on the local instance")
+    dev.add_argument("--port", type=int, default=3000)
+    ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")
+    ui.add_argument("--port", type=int, default=5000)
     return root
+
+
+def dev(args: argparse.Namespace) -> int:
+    """`dagster dev` on the instance that `train` wrote to, so its runs show in the UI."""
+    prepare_dagster_home()
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(workspace), "-p", str(args.port)]
+    os.execv(command[0], command)
+
+
+def mlflow_ui(args: argparse.Namespace) -> int:
+    """The MLflow UI on the store `train` wrote to (or on $MLFLOW_TRACKING_URI's database)."""
+    store = os.environ.get("MLFLOW_TRACKING_URI", default_tracking_uri())
+    # One process, not MLflow's job-execution workers: a local UI needs none of them.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow), "server", "--backend-store-uri", store,
+        "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1",
+    ]  # fmt: skip
+    os.execv(command[0], command)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -54,11 +69,21 @@ def train(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from penguins_platform.definitions import defs
+    from penguins_platform.jobs import training_run_config
 
     job = defs.resolve_job_def("training_job")
     with dg.DagsterInstance.get() as instance:
+        run_config = training_run_config(
+            data=args.data,
+            threshold=args.threshold,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            folds=args.folds,
+            seed=args.seed,
+        )
         result = job.execute_in_process(
-            run_config=training_run_config(args), instance=instance, raise_on_error=False
+            run_config=run_config, instance=instance, raise_on_error=False
         )
         return report(result)
 
@@ -74,30 +99,41 @@ def report(result: Any) -> int:
         )
         return 0
     print(f"Training run {result.run_id} failed:", file=sys.stderr)
-    for event in result.all_events:
-        if event.is_step_failure and not _is_check_failure(event):
-            error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else (error.message if error else "")
-            print(f"  step {event.step_key}: {message.strip()}", file=sys.stderr)
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                print(
-                    f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                    f"failed: {evaluation.description}",
-                    file=sys.stderr,
-                )
-    if not any(e.is_step_failure for e in result.all_events):
-        print("  no step failed; the run could not start (see the errors above)", file=sys.stderr)
+    for reason in failure_reasons(result.all_events):
+        print(f"  {reason}", file=sys.stderr)
     return 1
 
 
-def _is_check_failure(event: Any) -> bool:
-    """A blocking check's step failure repeats the check's own message, printed already."""
-    error = event.step_failure_data.error
-    return bool(error) and error.cls_name == "DagsterAssetCheckFailedError"
+def failure_reasons(events: Sequence[Any]) -> list[str]:
+    """One line per failed check, failed step or failed resource, with the user-level error."""
+    reasons = []
+    for event in events:
+        kind = event.event_type_value
+        if kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            evaluation = event.event_specific_data
+            reasons.append(
+                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed: "
+                f"{evaluation.description}"
+            )
+        elif kind == "STEP_FAILURE":
+            error = root_error(event.step_failure_data.error)
+            if error is not None and error.cls_name != "DagsterAssetCheckFailedError":
+                reasons.append(f"step {event.step_key} failed: {error.message.strip()}")
+        elif kind == "RESOURCE_INIT_FAILURE":
+            error = root_error(event.event_specific_data.error)
+            if error is not None:
+                reasons.append(f"resources could not start: {error.message.strip()}")
+    return reasons or ["the run failed before any step; see the log above"]
+
+
+def root_error(error: Any) -> Any:
+    """Skip Dagster's wrapper errors down to the exception the user's code raised."""
+    while error is not None and error.cls_name.startswith("Dagster") and error.cause is not None:
+        error = error.cause
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return train(args)
+    commands = {"train": train, "dev": dev, "mlflow-ui": mlflow_ui}
+    return commands[args.command](args)

@@ -64,7 +64,9 @@ def read_s3(location: str, client: Any) -> list[SourceFile]:
                 f"{location} holds no CSV files ({others} other object(s) under the prefix)"
             )
         return [
-            SourceFile(f"s3://{bucket}/{key}", client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            SourceFile(
+                f"s3://{bucket}/{key}", client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            )
             for key in sorted(keys)
         ]
     except (ClientError, BotoCoreError) as error:

@@ -1,6 +1,5 @@
 """Data stage: the raw penguins table, its cleaned form, and the checks that guard both."""
 
-
 import dagster as dg
 from pydantic import Field
 

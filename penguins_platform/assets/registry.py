@@ -1,6 +1,5 @@
 """Registry stage: the trained model as a new version of the `penguins` MLflow model."""
 
-
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,7 +98,7 @@ def registered_model_version(
     client = mlflow.client()
     name = mlflow.registered_model_name
     tags = {
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
         "data_version": data_version,
         "cv_accuracy_mean": f"{cross_validation_scores.accuracy_mean:.6f}",
         "cv_accuracy_std": f"{cross_validation_scores.accuracy_std:.6f}",

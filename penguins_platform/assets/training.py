@@ -1,6 +1,5 @@
 """Training stage: fitted transformers, cross-validation, the final model, and its gate."""
 
-
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -188,4 +187,3 @@ def accuracy_threshold(
         ),
         metadata={"accuracy_mean": accuracy, "threshold": config.threshold},
     )
-

@@ -10,7 +10,12 @@ import pandas as pd
 
 from penguins_platform.ml import schema
 from penguins_platform.ml.features import FittedTransformers
-from penguins_platform.ml.model import TrainingParameters, evaluate_model, predict_indices, train_model
+from penguins_platform.ml.model import (
+    TrainingParameters,
+    evaluate_model,
+    predict_indices,
+    train_model,
+)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _categorical_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class FittedTransformers:
-    """A fitted feature transformer and target encoder: everything needed to turn rows into tensors."""
+    """The fitted feature transformer and target encoder: rows in, tensors out."""
 
     features: Any
     target: Any
@@ -89,15 +89,24 @@ class FittedTransformers:
         """What was learned: the imputed values and the scaling, for metadata and debugging."""
         numeric = self.features.named_transformers_["numeric"]
         categorical = self.features.named_transformers_["categorical"]
-        imputer, scaler = numeric.named_steps["simpleimputer"], numeric.named_steps["standardscaler"]
+        imputer, scaler = (
+            numeric.named_steps["simpleimputer"],
+            numeric.named_steps["standardscaler"],
+        )
         return {
-            "numeric_means": dict(zip(schema.NUMERIC_FEATURES, map(float, imputer.statistics_))),
-            "numeric_scales": dict(zip(schema.NUMERIC_FEATURES, map(float, scaler.scale_))),
+            "numeric_means": dict(
+                zip(schema.NUMERIC_FEATURES, map(float, imputer.statistics_), strict=True)
+            ),
+            "numeric_scales": dict(
+                zip(schema.NUMERIC_FEATURES, map(float, scaler.scale_), strict=True)
+            ),
             "categorical_modes": dict(
-                zip(schema.CATEGORICAL_FEATURES, map(str, categorical[0].statistics_))
+                zip(schema.CATEGORICAL_FEATURES, map(str, categorical[0].statistics_), strict=True)
             ),
             "categories": {
                 column: [str(c) for c in cats]
-                for column, cats in zip(schema.CATEGORICAL_FEATURES, categorical[1].categories_)
+                for column, cats in zip(
+                    schema.CATEGORICAL_FEATURES, categorical[1].categories_, strict=True
+                )
             },
         }

@@ -14,8 +14,6 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from penguins_platform.ml import schema
-
 MODEL_ARTIFACT = "model"
 TRANSFORMERS_ARTIFACT = "transformers"
 
@@ -52,4 +50,3 @@ class PenguinsModel(mlflow.pyfunc.PythonModel):
                 "confidence": probabilities.max(axis=1).astype("float64"),
             }
         )
-

@@ -44,10 +44,8 @@ def non_numeric_values(df: pd.DataFrame) -> dict[str, list[tuple[int, str]]]:
     return found
 
 
-def unknown_labels(
-    df: pd.DataFrame, column: str, allowed: Iterable[str]
-) -> dict[str, list[int]]:
-    """Labels in `column` outside `allowed`, each with the rows that hold it. Missing is not unknown."""
+def unknown_labels(df: pd.DataFrame, column: str, allowed: Iterable[str]) -> dict[str, list[int]]:
+    """Labels in `column` outside `allowed`, each with its rows. Missing is not unknown."""
     values = df[column]
     bad = values.notna() & ~values.isin(list(allowed))
     found: dict[str, list[int]] = {}

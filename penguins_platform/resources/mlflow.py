@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +43,7 @@ class MlflowTracking(dg.ConfigurableResource):
     registered_model_name: str = Field(default="penguins", description="Registry model name.")
     artifact_location: str | None = Field(
         default=None,
-        description="Artifact root for a new experiment on a local store; a server decides its own.",
+        description="Artifact root of a new experiment on a local store (a server picks its own).",
     )
     ui_url: str | None = Field(
         default=None,
@@ -115,7 +115,7 @@ class MlflowTracking(dg.ConfigurableResource):
         experiment_id = self.experiment_id()
         found = client.search_runs(
             [experiment_id],
-            filter_string=f"tags.{DAGSTER_RUN_TAG} = '{context.run_id}'",
+            filter_string=f"tags.{DAGSTER_RUN_TAG} = '{context.run.run_id}'",
             max_results=10,
         )
         parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
@@ -123,8 +123,8 @@ class MlflowTracking(dg.ConfigurableResource):
             return parents[0].info.run_id
         run = client.create_run(
             experiment_id,
-            run_name=f"dagster-{context.run_id[:8]}",
-            tags={DAGSTER_RUN_TAG: context.run_id, "dagster_job": context.job_name},
+            run_name=f"dagster-{context.run.run_id[:8]}",
+            tags={DAGSTER_RUN_TAG: context.run.run_id, "dagster_job": context.job_name},
         )
         return run.info.run_id
 

@@ -1,0 +1,167 @@
+"""Shared fixtures: a session-wide MLflow store, Dagster instances, and real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from penguins_platform.definitions import defs
+from penguins_platform.jobs import training_job, training_run_config
+from penguins_platform.resources.mlflow import MlflowTracking
+from penguins_platform.resources.s3 import S3Storage
+from penguins_platform_tests.servers import (
+    free_port,
+    start_process,
+    stop_process_group,
+    wait_for_http,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_FILE = REPO_ROOT / "data" / "penguins.csv"
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class MlflowStore:
+    tracking_uri: str
+    artifact_location: str | None
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStore:
+    """One migrated SQLite store for the whole session: migrating a new one takes seconds."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return MlflowStore(uri, (root / "artifacts").as_uri())
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A registered-model name of this test's own, so counts are not shared between tests."""
+    return f"penguins-{uuid.uuid4().hex[:8]}"
+
+
+def tracking_resource(store: MlflowStore, model_name: str) -> MlflowTracking:
+    return MlflowTracking(
+        tracking_uri=store.tracking_uri,
+        experiment_name="penguins-tests",
+        registered_model_name=model_name,
+        artifact_location=store.artifact_location,
+    )
+
+
+@pytest.fixture
+def mlflow_tracking(sqlite_store: MlflowStore, model_name: str) -> MlflowTracking:
+    return tracking_resource(sqlite_store, model_name)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def model_versions(tracking_uri: str, name: str) -> list[str]:
+    """The versions the registry holds for `name`, oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    found = client.search_model_versions(f"name = '{name}'")
+    return sorted((str(v.version) for v in found), key=int)
+
+
+def run_training(
+    instance: dg.DagsterInstance,
+    mlflow_tracking: MlflowTracking,
+    s3: S3Storage | None = None,
+    **config,
+) -> dg.ExecuteInProcessResult:
+    """Run the real `training_job` with test resources swapped in."""
+    test_defs = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[training_job],
+        resources={"mlflow": mlflow_tracking, "s3": s3 or S3Storage()},
+    )
+    return test_defs.resolve_job_def("training_job").execute_in_process(
+        run_config=training_run_config(**config), instance=instance, raise_on_error=False
+    )
+
+
+def write_csv(directory: Path, text: str, name: str = "penguins.csv") -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def penguins_csv_text() -> str:
+    return DATA_FILE.read_text()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowStore]:
+    """A real `mlflow server` process on 127.0.0.1, stopped with its whole process group."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = root / "server.log"
+    command = [
+        str(VENV_BIN / "mlflow"), "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    process = start_process(command, log, env=env, cwd=root)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process, log, timeout=120)
+        yield MlflowStore(f"http://127.0.0.1:{port}", None)
+    finally:
+        stop_process_group(process)
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME with the project's instance config, for subprocess tests."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, so boto3 never looks for (or finds) real ones."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def moto_server(aws_credentials: None) -> Iterator[str]:
+    """moto in server mode on 127.0.0.1: boto3 talks HTTP to it like to AWS."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -1,0 +1,75 @@
+"""Starting and stopping the real server processes that tests drive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_process(command: list[str], log: Path, **kwargs) -> subprocess.Popen:
+    """Start `command` in its own session, so the whole process group can be stopped."""
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+    )
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever outlives the grace period.
+
+    Signalling the parent alone is not enough: `dagster dev` and `mlflow server` leave
+    children (webserver, daemon, workers) running.
+    """
+    try:
+        group = os.getpgid(process.pid)
+    except ProcessLookupError:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not _group_alive(group):
+                return
+            time.sleep(0.1)
+    process.wait(timeout=5)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail with the server's log if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log.read_text()[-4000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-4000:]}")

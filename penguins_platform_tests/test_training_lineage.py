@@ -1,0 +1,234 @@
+"""The whole training lineage, materialized through Dagster against a real MLflow store."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from penguins_platform.assets.registry import CHAMPION_ALIAS, RegistrationGateError
+from penguins_platform.jobs import training_run_config
+from penguins_platform_tests.conftest import model_versions, run_training
+
+ASSETS = [
+    "raw_penguins",
+    "penguins",
+    "feature_transformer",
+    "cross_validation_scores",
+    "trained_model",
+    "registered_model_version",
+]
+SAMPLE = {
+    "island": "Biscoe",
+    "culmen_length_mm": 48.6,
+    "culmen_depth_mm": 16.0,
+    "flipper_length_mm": 230.0,
+    "body_mass_g": 5800.0,
+    "sex": "MALE",
+}
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sqlite_store_module):
+    """One full default run shared by the read-only assertions of this module."""
+    store, name = sqlite_store_module
+    from penguins_platform_tests.conftest import tracking_resource
+
+    with dg.instance_for_test() as instance:
+        result = run_training(instance, tracking_resource(store, name))
+        yield result, instance, store, name
+
+
+@pytest.fixture(scope="module")
+def sqlite_store_module(sqlite_store):
+    return sqlite_store, "penguins-lineage"
+
+
+def test_whole_lineage_materializes_and_every_check_passes(trained):
+    result, *_ = trained
+    assert result.success
+    assert sorted(_materialized(result)) == sorted(ASSETS)
+    assert _checks(result) == {
+        "required_columns": True,
+        "measurements_are_numeric": True,
+        "species_are_known": True,
+        "categories_are_known": True,
+        "measurements_are_plausible": True,
+        "missing_values_are_bounded": True,
+        "accuracy_threshold": True,
+    }
+
+
+def test_registers_a_champion_version_tagged_with_its_provenance(trained):
+    from mlflow.tracking import MlflowClient
+
+    result, instance, store, name = trained
+    client = MlflowClient(store.tracking_uri, registry_uri=store.tracking_uri)
+    version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    assert str(version.version) == result.output_for_node("registered_model_version") == "1"
+    raw_event = instance.get_latest_materialization_event(dg.AssetKey("raw_penguins"))
+    assert (
+        version.tags["data_version"] == raw_event.asset_materialization.tags["dagster/data_version"]
+    )
+    assert version.tags["dagster_run_id"] == result.run_id
+    assert version.tags["checks_passed"] == "true"
+    assert float(version.tags["cv_accuracy_mean"]) > 0.9
+    assert float(version.tags["accuracy_threshold"]) == pytest.approx(0.7)
+
+
+def test_registered_model_loads_from_the_registry_and_predicts(trained):
+    import mlflow.pyfunc
+
+    _, _, store, name = trained
+    mlflow.set_tracking_uri(store.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
+    answer = model.predict(pd.DataFrame([SAMPLE, {"island": "Dream"}]))
+    assert answer["prediction"].tolist()[0] == "Gentoo"
+    assert answer["confidence"].between(0, 1).all()
+    assert len(answer) == 2, "a record with only an island still gets a prediction"
+    signature = model.metadata.signature.inputs.to_dict()
+    assert {c["name"]: c["required"] for c in signature} == {k: False for k in SAMPLE}
+
+
+def test_registered_model_pins_its_requirements_and_ships_no_dagster(trained):
+    import mlflow.artifacts
+
+    _, _, store, name = trained
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/1", tracking_uri=store.tracking_uri
+        )
+    )
+    pinned = [line for line in (local / "requirements.txt").read_text().splitlines() if line]
+    assert all("==" in line for line in pinned), pinned
+    assert {line.split("==")[0] for line in pinned} >= {"mlflow", "keras", "jax", "scikit-learn"}
+    assert not any("dagster" in line for line in pinned)
+    shipped = sorted(p.name for p in (local / "code").rglob("*.py"))
+    assert "pyfunc.py" in shipped
+    assert "definitions.py" not in shipped
+    assert not (local / "uv.lock").exists(), "the platform's lock file is not the model's env"
+    assert (local / "artifacts" / "model.keras").exists()
+
+
+def test_one_parent_mlflow_run_with_a_nested_run_per_fold(trained):
+    from mlflow.tracking import MlflowClient
+
+    result, _, store, _ = trained
+    client = MlflowClient(store.tracking_uri)
+    experiment = client.get_experiment_by_name("penguins-tests")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.dagster_run_id = '{result.run_id}'"
+    )
+    assert len(runs) == 1
+    parent = runs[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["cv_accuracy_mean"] > 0.9
+    assert parent.data.params["folds"] == "5"
+    assert parent.data.tags["registered_model_version"] == "1"
+    history = client.get_metric_history(parent.info.run_id, "train_loss")
+    assert len(history) == 50
+    folds = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(r.info.run_name for r in folds) == [f"fold-{i}" for i in range(1, 6)]
+
+
+def test_metadata_shows_counts_folds_and_plots(trained):
+    result, instance, *_ = trained
+
+    def meta(asset: str) -> dict:
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    raw = meta("raw_penguins")
+    assert raw["dagster/row_count"] == 344
+    assert len(raw["content_hash"]) == 64
+    assert len(raw["preview"].records) == 10
+    cleaned = meta("penguins")
+    assert cleaned["rows_Adelie"] + cleaned["rows_Chinstrap"] + cleaned["rows_Gentoo"] == 344
+    scores = meta("cross_validation_scores")
+    assert len(scores["folds"].records) == 5
+    assert scores["confusion_matrix"].startswith("![confusion matrix](data:image/png;base64,")
+    assert 0.9 < scores["accuracy_mean"] <= 1.0
+    model = meta("trained_model")
+    assert model["training_curve"].startswith("![training curve](data:image/png;base64,")
+    registered = meta("registered_model_version")
+    assert registered["version"] == 1
+    assert registered["model_uri"].startswith("models:/penguins-lineage/1")
+
+
+def test_each_run_registers_a_new_version_and_moves_the_champion(
+    instance, mlflow_tracking, sqlite_store, model_name
+):
+    from mlflow.tracking import MlflowClient
+
+    for _ in range(2):
+        assert run_training(instance, mlflow_tracking, epochs=20, threshold=0.5).success
+    client = MlflowClient(sqlite_store.tracking_uri, registry_uri=sqlite_store.tracking_uri)
+    assert model_versions(sqlite_store.tracking_uri, model_name) == ["1", "2"]
+    assert str(client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version) == "2"
+
+
+def test_threshold_above_cv_accuracy_blocks_registration(
+    instance, mlflow_tracking, sqlite_store, model_name
+):
+    result = run_training(instance, mlflow_tracking, threshold=0.99)
+    assert not result.success
+    assert _checks(result)["accuracy_threshold"] is False
+    assert "registered_model_version" not in _materialized(result)
+    assert "trained_model" in _materialized(result)
+    assert model_versions(sqlite_store.tracking_uri, model_name) == []
+
+
+def test_registering_alone_refuses_a_model_that_failed_its_check(
+    instance, mlflow_tracking, sqlite_store, model_name
+):
+    assert not run_training(instance, mlflow_tracking, epochs=20, threshold=0.99).success
+    later = _register_only(instance, mlflow_tracking)
+    assert not later.success
+    failure = later.failure_data_for_node("registered_model_version")
+    assert failure.error.cause.cls_name == RegistrationGateError.__name__
+    assert "failed accuracy_threshold" in failure.error.cause.message
+    assert model_versions(sqlite_store.tracking_uri, model_name) == []
+
+
+def test_registering_alone_accepts_a_model_that_passed_its_check(
+    instance, mlflow_tracking, sqlite_store, model_name
+):
+    assert run_training(instance, mlflow_tracking, epochs=20, threshold=0.5).success
+    assert _register_only(instance, mlflow_tracking).success
+    assert model_versions(sqlite_store.tracking_uri, model_name) == ["1", "2"]
+
+
+def _register_only(instance, mlflow_tracking) -> dg.ExecuteInProcessResult:
+    from penguins_platform.definitions import defs
+    from penguins_platform.jobs import training_job
+    from penguins_platform.resources.s3 import S3Storage
+
+    test_defs = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[training_job],
+        resources={"mlflow": mlflow_tracking, "s3": S3Storage()},
+    )
+    config = training_run_config()
+    config["ops"] = {}
+    return test_defs.resolve_job_def("training_job").execute_in_process(
+        run_config=config,
+        instance=instance,
+        asset_selection=[dg.AssetKey("registered_model_version")],
+        raise_on_error=False,
+    )
