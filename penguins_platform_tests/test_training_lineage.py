@@ -147,7 +147,7 @@ def test_one_parent_mlflow_run_with_a_nested_run_per_fold(trained):
 
 
 def test_metadata_shows_counts_folds_and_plots(trained):
-    result, instance, *_ = trained
+    _, instance, *_ = trained
 
     def meta(asset: str) -> dict:
         event = instance.get_latest_materialization_event(dg.AssetKey(asset))

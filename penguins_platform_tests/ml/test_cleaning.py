@@ -53,11 +53,11 @@ def test_shuffle_is_seeded_and_keeps_raw_row_numbers(raw):
 
 
 def test_missing_column_is_named(raw):
-    with pytest.raises(DataValidationError, match="lacks required column.*'flipper_length_mm'"):
+    with pytest.raises(DataValidationError, match=r"lacks required column.*'flipper_length_mm'"):
         clean_penguins(raw.drop(columns=["flipper_length_mm"]), seed=42)
 
 
 def test_text_in_numeric_column_names_column_row_and_value(raw):
     raw.loc[12, "body_mass_g"] = "heavy"
-    with pytest.raises(DataValidationError, match="'body_mass_g'.*row 12: 'heavy'"):
+    with pytest.raises(DataValidationError, match=r"'body_mass_g'.*row 12: 'heavy'"):
         clean_penguins(raw, seed=42)
