@@ -13,6 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+# Before anything imports keras: the platform's backend, even for a bare `import keras`.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
 from penguins_platform.definitions import defs
 from penguins_platform.jobs import training_job, training_run_config
 from penguins_platform.resources.mlflow import MlflowTracking
@@ -85,9 +88,10 @@ def run_training(
     instance: dg.DagsterInstance,
     mlflow_tracking: MlflowTracking,
     s3: S3Storage | None = None,
+    selection: list[str] | None = None,
     **config,
 ) -> dg.ExecuteInProcessResult:
-    """Run the real `training_job` with test resources swapped in."""
+    """Run the real `training_job` (or the `selection` of it) with test resources swapped in."""
     test_defs = dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
@@ -95,7 +99,10 @@ def run_training(
         resources={"mlflow": mlflow_tracking, "s3": s3 or S3Storage()},
     )
     return test_defs.resolve_job_def("training_job").execute_in_process(
-        run_config=training_run_config(**config), instance=instance, raise_on_error=False
+        run_config=training_run_config(**config),
+        instance=instance,
+        asset_selection=[dg.AssetKey(key) for key in selection] if selection else None,
+        raise_on_error=False,
     )
 
 

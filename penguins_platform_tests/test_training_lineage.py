@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from penguins_platform.assets.registry import CHAMPION_ALIAS, RegistrationGateError
-from penguins_platform.jobs import training_run_config
-from penguins_platform_tests.conftest import model_versions, run_training
+from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
 
 ASSETS = [
     "raw_penguins",
@@ -41,19 +40,12 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, sqlite_store_module):
-    """One full default run shared by the read-only assertions of this module."""
-    store, name = sqlite_store_module
-    from penguins_platform_tests.conftest import tracking_resource
-
+def trained(sqlite_store):
+    """One full default run, shared by the read-only assertions of this module."""
+    name = "penguins-lineage"
     with dg.instance_for_test() as instance:
-        result = run_training(instance, tracking_resource(store, name))
-        yield result, instance, store, name
-
-
-@pytest.fixture(scope="module")
-def sqlite_store_module(sqlite_store):
-    return sqlite_store, "penguins-lineage"
+        result = run_training(instance, tracking_resource(sqlite_store, name))
+        yield result, instance, sqlite_store, name
 
 
 def test_whole_lineage_materializes_and_every_check_passes(trained):
@@ -214,21 +206,4 @@ def test_registering_alone_accepts_a_model_that_passed_its_check(
 
 
 def _register_only(instance, mlflow_tracking) -> dg.ExecuteInProcessResult:
-    from penguins_platform.definitions import defs
-    from penguins_platform.jobs import training_job
-    from penguins_platform.resources.s3 import S3Storage
-
-    test_defs = dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=[training_job],
-        resources={"mlflow": mlflow_tracking, "s3": S3Storage()},
-    )
-    config = training_run_config()
-    config["ops"] = {}
-    return test_defs.resolve_job_def("training_job").execute_in_process(
-        run_config=config,
-        instance=instance,
-        asset_selection=[dg.AssetKey("registered_model_version")],
-        raise_on_error=False,
-    )
+    return run_training(instance, mlflow_tracking, selection=["registered_model_version"])

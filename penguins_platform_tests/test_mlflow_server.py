@@ -1,0 +1,39 @@
+"""The lineage against a real `mlflow server` process, as a team would run it."""
+
+import dagster as dg
+
+from penguins_platform.assets.registry import CHAMPION_ALIAS
+from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
+
+
+def test_lineage_registers_on_a_real_tracking_server(mlflow_server, model_name):
+    from mlflow.tracking import MlflowClient
+
+    resource = tracking_resource(mlflow_server, model_name)
+    with dg.instance_for_test() as instance:
+        result = run_training(instance, resource)
+        assert result.success
+        event = instance.get_latest_materialization_event(dg.AssetKey("registered_model_version"))
+        links = event.asset_materialization.metadata
+    assert model_versions(mlflow_server.tracking_uri, model_name) == ["1"]
+    client = MlflowClient(mlflow_server.tracking_uri, registry_uri=mlflow_server.tracking_uri)
+    champion = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+    assert str(champion.version) == "1"
+    assert champion.tags["dagster_run_id"] == result.run_id
+    assert links["mlflow_model_version"].value == (
+        f"{mlflow_server.tracking_uri}/#/models/{model_name}/versions/1"
+    )
+    assert links["mlflow_run"].value.startswith(f"{mlflow_server.tracking_uri}/#/experiments/")
+
+
+def test_registered_model_loads_back_through_the_server(mlflow_server, model_name):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    with dg.instance_for_test() as instance:
+        resource = tracking_resource(mlflow_server, model_name)
+        assert run_training(instance, resource, epochs=20, threshold=0.5).success
+    mlflow.set_tracking_uri(mlflow_server.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION_ALIAS}")
+    answer = model.predict(pd.DataFrame([{"island": "Torgersen", "culmen_length_mm": 39.1}]))
+    assert answer["prediction"].iloc[0] in {"Adelie", "Chinstrap", "Gentoo"}
