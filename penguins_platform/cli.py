@@ -25,16 +25,20 @@ from penguins_platform.project import (
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="penguins_platform", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="materialize the training lineage")
+    train = commands.add_parser(
+        "train",
+        help="materialize the training lineage",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     train.add_argument(
         "--data", default=DEFAULT_DATA_LOCATION, help="CSV file, folder or s3:// prefix"
     )
     train.add_argument("--threshold", type=float, default=0.7, help="minimum mean CV accuracy")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, default=0.01)
-    train.add_argument("--folds", type=int, default=5)
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--epochs", type=int, default=50, help="passes over the data per fit")
+    train.add_argument("--batch-size", type=int, default=32, help="rows per SGD step")
+    train.add_argument("--learning-rate", type=float, default=0.01, help="SGD learning rate")
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    train.add_argument("--seed", type=int, default=42, help="seed of shuffle, weights, folds")
     dev = commands.add_parser("dev", help="open the Dagster UI on the local instance")
     dev.add_argument("--port", type=int, default=3000)
     ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")

@@ -1,7 +1,5 @@
 """Registry stage: the trained model as a new version of the `penguins` MLflow model."""
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -87,15 +85,10 @@ def registered_model_version(
     serving code, a signature, an input example and pinned requirements. Its tags say which
     Dagster run and data version produced it and how it scored.
     """
-    import joblib
-    import mlflow as mlflow_api
-
     from penguins_platform.ml import packaging, schema
-    from penguins_platform.ml.pyfunc import MODEL_ARTIFACT, TRANSFORMERS_ARTIFACT
 
     gate = require_passed_gate(context.instance)
     data_version = _data_version(context.instance)
-    client = mlflow.client()
     name = mlflow.registered_model_name
     tags = {
         "dagster_run_id": context.run.run_id,
@@ -108,37 +101,12 @@ def registered_model_version(
     }
     example = penguins[list(schema.FEATURES)].head(config.example_rows).reset_index(drop=True)
 
-    with mlflow.parent_run(context) as run_id, tempfile.TemporaryDirectory() as tmp:
-        staging = Path(tmp)
-        model_path = staging / "model.keras"
-        transformers_path = staging / "transformers.joblib"
-        trained_model.save(model_path)
-        joblib.dump(feature_transformer, transformers_path)
-        code = packaging.stage_code(staging / "code")
-        with mlflow_api.start_run(run_id=run_id):
-            info = mlflow_api.pyfunc.log_model(
-                name="model",
-                python_model=str(code / "ml" / "registered_model.py"),
-                artifacts={
-                    MODEL_ARTIFACT: str(model_path),
-                    TRANSFORMERS_ARTIFACT: str(transformers_path),
-                },
-                code_paths=[str(code)],
-                signature=packaging.signature(),
-                input_example=example,
-                pip_requirements=packaging.pinned_requirements(),
-                registered_model_name=name,
-            )
-        version = str(info.registered_model_version)
-        try:
-            for key, value in tags.items():
-                client.set_model_version_tag(name, version, key, value)
-            client.set_registered_model_alias(name, config.alias, version)
-        except Exception:
-            # A version without its tags and alias must not linger for a sensor to find.
-            client.delete_model_version(name, version)
-            raise
-        client.set_tag(run_id, "registered_model_version", version)
+    with mlflow.parent_run(context) as run_id:
+        version = packaging.log_pyfunc_model(
+            run_id, trained_model, feature_transformer, example, name
+        )
+        packaging.publish_version(mlflow.client(), name, version, tags, config.alias)
+        mlflow.client().set_tag(run_id, "registered_model_version", version)
 
     model_uri = f"models:/{name}/{version}"
     context.log.info(

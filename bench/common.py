@@ -1,0 +1,48 @@
+"""Timing helpers shared by the benchmarks: subprocess wall time, medians, ratio lines."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def wall_time(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds from spawn to exit of `command`; fails loudly if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        command, env={**os.environ, **(env or {})}, cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return elapsed
+
+
+def alternate(repeats: int, **runs: Callable[[], float]) -> dict[str, list[float]]:
+    """Run each measurement in turn, `repeats` times, so drift on a noisy box hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(run())
+    return samples
+
+
+def report(title: str, baseline: str, candidate: str, samples: dict[str, list[float]],
+           target: float) -> float:  # fmt: skip
+    base = statistics.median(samples[baseline])
+    cand = statistics.median(samples[candidate])
+    ratio = cand / base
+    verdict = "meets" if ratio <= target else "MISSES"
+    print(f"{title}: {ratio:.2f} ({verdict} target <= {target})")
+    for name in (baseline, candidate):
+        values = ", ".join(f"{v:.2f}" for v in samples[name])
+        print(f"  {name}: median {statistics.median(samples[name]):.2f} s  [{values}]")
+    return ratio
