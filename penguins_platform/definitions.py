@@ -27,11 +27,7 @@ from penguins_platform.assets.training import (
     trained_model,
 )
 from penguins_platform.jobs import training_job
-from penguins_platform.project import (
-    default_artifact_location,
-    default_tracking_uri,
-    prepare_jax_cache,
-)
+from penguins_platform.project import default_tracking_uri, prepare_jax_cache
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
 
@@ -67,7 +63,7 @@ defs = dg.Definitions(
             tracking_uri=env_or("MLFLOW_TRACKING_URI", default_tracking_uri()),
             experiment_name=env_or("MLFLOW_EXPERIMENT_NAME", "penguins"),
             registered_model_name=env_or("PENGUINS_MODEL_NAME", "penguins"),
-            artifact_location=env_or("MLFLOW_ARTIFACT_LOCATION", default_artifact_location()),
+            artifact_location=env_or("MLFLOW_ARTIFACT_LOCATION", None),
             ui_url=env_or("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
         ),
         "s3": S3Storage(),

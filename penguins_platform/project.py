@@ -21,10 +21,6 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{DEFAULT_MLFLOW_DIR / 'mlflow.db'}"
 
 
-def default_artifact_location() -> str:
-    return (DEFAULT_MLFLOW_DIR / "artifacts").as_uri()
-
-
 def resolve_path(location: str) -> Path:
     """A relative path is taken from the project root, so it means the same from any cwd."""
     path = Path(location).expanduser()

@@ -8,13 +8,8 @@ import dagster as dg
 from penguins_platform_tests.conftest import REPO_ROOT, model_versions
 
 
-def _make_train(home, store_uri, artifacts, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MLFLOW_TRACKING_URI": store_uri,
-        "MLFLOW_ARTIFACT_LOCATION": artifacts,
-    }
+def _make_train(home, store_uri, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MLFLOW_TRACKING_URI": store_uri}
     command = ["make", "--no-print-directory", "-C", str(REPO_ROOT), "train"]
     if args:
         command.append(f"ARGS={' '.join(args)}")
@@ -24,12 +19,13 @@ def _make_train(home, store_uri, artifacts, *args: str) -> subprocess.CompletedP
 def test_make_train_registers_a_version_and_records_the_run(tmp_path):
     home = tmp_path / "dagster_home"
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = _make_train(home, store, (tmp_path / "artifacts").as_uri())
+    done = _make_train(home, store)
     assert done.returncode == 0, done.stderr[-3000:]
     last_line = done.stdout.strip().splitlines()[-1]
     assert last_line.startswith("Registered penguins version 1: cross-validated accuracy 0.9")
     assert "nux:\n  enabled: false" in (home / "dagster.yaml").read_text()
     assert model_versions(store, "penguins") == ["1"]
+    assert list((tmp_path / "artifacts").rglob("model.keras")), "artifacts sit beside the store"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert [run.job_name for run in runs] == ["training_job"]
@@ -39,7 +35,7 @@ def test_make_train_registers_a_version_and_records_the_run(tmp_path):
 
 def test_make_train_with_a_high_threshold_exits_non_zero_and_says_why(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = _make_train(tmp_path / "home", store, (tmp_path / "a").as_uri(), "--threshold", "0.99")
+    done = _make_train(tmp_path / "home", store, "--threshold", "0.99")
     assert done.returncode != 0
     assert "check trained_model:accuracy_threshold failed" in done.stderr
     assert "is below the threshold 0.9900" in done.stderr

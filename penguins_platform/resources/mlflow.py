@@ -43,7 +43,10 @@ class MlflowTracking(dg.ConfigurableResource):
     registered_model_name: str = Field(default="penguins", description="Registry model name.")
     artifact_location: str | None = Field(
         default=None,
-        description="Artifact root of a new experiment on a local store (a server picks its own).",
+        description=(
+            "Artifact root of a new experiment. Unset: beside the database for a sqlite:// "
+            "store, the server's own choice for an http(s):// one."
+        ),
     )
     ui_url: str | None = Field(
         default=None,
@@ -107,8 +110,15 @@ class MlflowTracking(dg.ConfigurableResource):
         if experiment is not None:
             return experiment.experiment_id
         return client.create_experiment(
-            self.experiment_name, artifact_location=self.artifact_location
+            self.experiment_name, artifact_location=self._artifact_location()
         )
+
+    def _artifact_location(self) -> str | None:
+        """MLflow's own default for a database store is `./mlruns` under whatever the cwd is."""
+        if self.artifact_location or not self.tracking_uri.startswith("sqlite:///"):
+            return self.artifact_location
+        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        return (database.parent / "artifacts").resolve().as_uri()
 
     def _find_or_create_parent_run(self, context: dg.AssetExecutionContext) -> str:
         client = self.client()

@@ -79,3 +79,10 @@ def test_cross_validation_never_fits_transformers_on_held_out_rows(cleaned, monk
         for other in held_out[i + 1 :]:
             assert rows.isdisjoint(other), "held-out sets of two folds overlap"
     assert set().union(*held_out) == everything, "every row is held out exactly once"
+
+
+def test_cross_validation_refuses_too_few_rows_or_folds(cleaned):
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        evaluation.cross_validate(cleaned, 1, TrainingParameters(epochs=1))
+    with pytest.raises(ValueError, match="cannot split 3 rows into 5 folds"):
+        evaluation.cross_validate(cleaned.head(3), 5, TrainingParameters(epochs=1))

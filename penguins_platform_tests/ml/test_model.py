@@ -53,3 +53,14 @@ def test_same_seed_gives_the_same_model():
     second, _ = train_model(x, y, parameters)
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_training_config_rejects_nonsense():
+    from penguins_platform.assets.training import CrossValidationConfig, TrainingConfig
+
+    with pytest.raises(ValueError, match="epochs"):
+        TrainingConfig(epochs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainingConfig(learning_rate=0)
+    with pytest.raises(ValueError, match="folds"):
+        CrossValidationConfig(folds=1)
