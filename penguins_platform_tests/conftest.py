@@ -32,6 +32,32 @@ DATA_FILE = REPO_ROOT / "data" / "penguins.csv"
 VENV_BIN = Path(sys.executable).parent
 
 
+LINEAGE_ASSETS = {
+    "raw_penguins",
+    "penguins",
+    "feature_transformer",
+    "cross_validation_scores",
+    "trained_model",
+    "registered_model_version",
+}
+
+
+@pytest.fixture
+def raw():
+    """The shipped CSV as `raw_penguins` reads it: every column text."""
+    from penguins_platform.ml.cleaning import read_penguins_csv
+
+    return read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE))
+
+
+@pytest.fixture
+def cleaned(raw):
+    """The shipped CSV as the `penguins` asset holds it."""
+    from penguins_platform.ml.cleaning import clean_penguins
+
+    return clean_penguins(raw, seed=42)
+
+
 @dataclass(frozen=True)
 class MlflowStore:
     tracking_uri: str

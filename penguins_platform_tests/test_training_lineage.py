@@ -7,16 +7,13 @@ import pandas as pd
 import pytest
 
 from penguins_platform.assets.registry import CHAMPION_ALIAS, RegistrationGateError
-from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
+from penguins_platform_tests.conftest import (
+    LINEAGE_ASSETS,
+    model_versions,
+    run_training,
+    tracking_resource,
+)
 
-ASSETS = [
-    "raw_penguins",
-    "penguins",
-    "feature_transformer",
-    "cross_validation_scores",
-    "trained_model",
-    "registered_model_version",
-]
 SAMPLE = {
     "island": "Biscoe",
     "culmen_length_mm": 48.6,
@@ -51,7 +48,7 @@ def trained(sqlite_store):
 def test_whole_lineage_materializes_and_every_check_passes(trained):
     result, *_ = trained
     assert result.success
-    assert sorted(_materialized(result)) == sorted(ASSETS)
+    assert set(_materialized(result)) == LINEAGE_ASSETS
     assert _checks(result) == {
         "required_columns": True,
         "measurements_are_numeric": True,

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN
+from penguins_platform_tests.conftest import LINEAGE_ASSETS, REPO_ROOT, VENV_BIN
 from penguins_platform_tests.servers import (
     free_port,
     start_process,
@@ -63,14 +63,7 @@ def _graphql(url: str, query: str) -> dict:
 def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
     nodes = _graphql(dagster_dev, QUERY)["assetNodes"]
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(assets) == {
-        "raw_penguins",
-        "penguins",
-        "feature_transformer",
-        "cross_validation_scores",
-        "trained_model",
-        "registered_model_version",
-    }
+    assert set(assets) == LINEAGE_ASSETS
     assert {n["groupName"] for n in nodes} == {"training"}
     checks = {
         (asset, check["name"]): check["blocking"]

@@ -13,15 +13,6 @@ from penguins_platform.ml import schema
 
 # The serving environment needs these, pinned to what trained the model.
 SERVING_DISTRIBUTIONS = ("mlflow", "keras", "jax", "jaxlib", "scikit-learn", "pandas", "numpy")
-# The reference program's sample request.
-SAMPLE_REQUEST = {
-    "island": "Biscoe",
-    "culmen_length_mm": 48.6,
-    "culmen_depth_mm": 16.0,
-    "flipper_length_mm": 230.0,
-    "body_mass_g": 5800.0,
-    "sex": "MALE",
-}
 
 
 def pinned_requirements() -> list[str]:

@@ -1,7 +1,6 @@
 """Each data check, invoked directly, on clean data and on the fault it guards against."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from penguins_platform.assets.data import (
@@ -13,18 +12,6 @@ from penguins_platform.assets.data import (
     species_are_known,
 )
 from penguins_platform.definitions import defs
-from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
-from penguins_platform_tests.conftest import DATA_FILE
-
-
-@pytest.fixture
-def raw() -> pd.DataFrame:
-    return read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE))
-
-
-@pytest.fixture
-def cleaned(raw) -> pd.DataFrame:
-    return clean_penguins(raw, seed=42)
 
 
 def test_every_data_check_blocks_downstream():

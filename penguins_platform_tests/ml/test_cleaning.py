@@ -1,14 +1,7 @@
-import pandas as pd
 import pytest
 
 from penguins_platform.ml import schema
 from penguins_platform.ml.cleaning import DataValidationError, clean_penguins, read_penguins_csv
-from penguins_platform_tests.conftest import DATA_FILE
-
-
-@pytest.fixture
-def raw() -> pd.DataFrame:
-    return read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE))
 
 
 def test_reading_keeps_every_row_as_text(raw):

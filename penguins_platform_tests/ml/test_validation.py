@@ -1,20 +1,6 @@
 import numpy as np
-import pandas as pd
-import pytest
 
 from penguins_platform.ml import validation
-from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
-from penguins_platform_tests.conftest import DATA_FILE
-
-
-@pytest.fixture
-def raw() -> pd.DataFrame:
-    return read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE))
-
-
-@pytest.fixture
-def cleaned(raw) -> pd.DataFrame:
-    return clean_penguins(raw, seed=42)
 
 
 def test_real_data_has_no_findings(raw, cleaned):
