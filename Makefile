@@ -11,7 +11,7 @@ ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: setup train dev mlflow-ui test lint format bench clean
+.PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -27,6 +27,15 @@ setup: $(VENV)/.synced
 
 train: setup  ## materialize the training lineage; extra flags via ARGS="--threshold 0.9"
 	$(BIN)/python -m penguins_platform train $(ARGS)
+
+serve: setup  ## serve the champion on http://127.0.0.1:8080 (a background service)
+	$(BIN)/python -m penguins_platform serve $(ARGS)
+
+sample: setup  ## send the reference's sample penguin to the endpoint
+	$(BIN)/python -m penguins_platform sample
+
+stop: setup  ## stop the endpoint
+	$(BIN)/python -m penguins_platform stop
 
 dev: setup  ## the Dagster UI on the same instance, http://127.0.0.1:3000
 	$(BIN)/python -m penguins_platform dev
@@ -50,6 +59,7 @@ format: setup
 bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/main_job.py
+	$(BIN)/python bench/serving.py
 
 clean:
-	rm -rf $(VENV) .uv .dagster .mlflow .cache
+	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving

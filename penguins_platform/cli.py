@@ -21,6 +21,16 @@ from penguins_platform.project import (
     prepare_dagster_home,
 )
 
+# The reference program's sample request.
+SAMPLE_PENGUIN = {
+    "island": "Biscoe",
+    "culmen_length_mm": 48.6,
+    "culmen_depth_mm": 16.0,
+    "flipper_length_mm": 230.0,
+    "body_mass_g": 5800.0,
+    "sex": "MALE",
+}
+
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="penguins_platform", description=__doc__.split("\n")[0])
@@ -39,11 +49,78 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=0.01, help="SGD learning rate")
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     train.add_argument("--seed", type=int, default=42, help="seed of shuffle, weights, folds")
+    serve = commands.add_parser("serve", help="serve the champion on the local endpoint")
+    serve.add_argument("--version", default=None, help="serve this version, not the champion")
+    commands.add_parser("stop", help="stop the local endpoint")
+    sample = commands.add_parser("sample", help="send the reference's sample request")
+    sample.add_argument("--url", default=None, help="endpoint URL; default: the local endpoint")
     dev = commands.add_parser("dev", help="open the Dagster UI on the local instance")
     dev.add_argument("--port", type=int, default=3000)
     ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")
     ui.add_argument("--port", type=int, default=5000)
     return root
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Materialize `local_endpoint` on the local instance, so the deployment shows in the UI."""
+    prepare_dagster_home()
+    import dagster as dg
+
+    from penguins_platform.definitions import defs
+
+    config = {"version": args.version} if args.version else {}
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        "ops": {"local_endpoint": {"config": config}},
+    }
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("local_endpoint_job").execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
+    if not result.success:
+        print(f"Deployment run {result.run_id} failed:", file=sys.stderr)
+        for reason in failure_reasons(result.all_events):
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    deployed = result.output_for_node("local_endpoint")
+    endpoint = local_endpoint()
+    print(
+        f"Serving penguins version {deployed['version']} at {deployed['url']} "
+        f"(log {endpoint.paths.log_file}); `make sample` to try it, `make stop` to stop it."
+    )
+    return 0
+
+
+def local_endpoint() -> Any:
+    """The endpoint resource as the definitions configure it, with its EnvVars resolved."""
+    from penguins_platform.definitions import defs
+
+    return defs.resources["endpoint"].process_config_and_initialize()
+
+
+def stop(args: argparse.Namespace) -> int:
+    endpoint = local_endpoint()
+    stopped = endpoint.stop()
+    print(f"Stopped the endpoint at {endpoint.url}." if stopped else "No endpoint was running.")
+    return 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    """POST the reference program's sample penguin and print the answer."""
+    import json
+
+    from penguins_platform.serving.service import request_json
+
+    url = args.url or local_endpoint().url
+    try:
+        status, body = request_json(f"{url}/invocations", {"inputs": [SAMPLE_PENGUIN]})
+    except OSError as error:
+        print(
+            f"No endpoint answers at {url} ({error}); start one with `make serve`.", file=sys.stderr
+        )
+        return 1
+    print(json.dumps(body, indent=2))
+    return 0 if status == 200 else 1
 
 
 def dev(args: argparse.Namespace) -> int:
@@ -139,5 +216,12 @@ def root_error(error: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"train": train, "dev": dev, "mlflow-ui": mlflow_ui}
+    commands = {
+        "train": train,
+        "serve": serve,
+        "stop": stop,
+        "sample": sample,
+        "dev": dev,
+        "mlflow-ui": mlflow_ui,
+    }
     return commands[args.command](args)

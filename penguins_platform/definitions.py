@@ -19,6 +19,7 @@ from penguins_platform.assets.data import (
     required_columns,
     species_are_known,
 )
+from penguins_platform.assets.deployment import local_endpoint
 from penguins_platform.assets.registry import registered_model_version
 from penguins_platform.assets.training import (
     accuracy_threshold,
@@ -26,8 +27,13 @@ from penguins_platform.assets.training import (
     feature_transformer,
     trained_model,
 )
-from penguins_platform.jobs import training_job
-from penguins_platform.project import default_tracking_uri, prepare_jax_cache
+from penguins_platform.jobs import local_endpoint_job, training_job
+from penguins_platform.project import (
+    DEFAULT_SERVING_DIR,
+    default_tracking_uri,
+    prepare_jax_cache,
+)
+from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
 
@@ -47,6 +53,7 @@ defs = dg.Definitions(
         cross_validation_scores,
         trained_model,
         registered_model_version,
+        local_endpoint,
     ],
     asset_checks=[
         required_columns,
@@ -57,7 +64,7 @@ defs = dg.Definitions(
         missing_values_are_bounded,
         accuracy_threshold,
     ],
-    jobs=[training_job],
+    jobs=[training_job, local_endpoint_job],
     resources={
         "mlflow": MlflowTracking(
             tracking_uri=env_or("MLFLOW_TRACKING_URI", default_tracking_uri()),
@@ -67,6 +74,13 @@ defs = dg.Definitions(
             ui_url=env_or("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
         ),
         "s3": S3Storage(),
+        "endpoint": LocalEndpoint(
+            host=env_or("PENGUINS_ENDPOINT_HOST", "127.0.0.1"),
+            port=int(os.environ.get("PENGUINS_ENDPOINT_PORT", "8080")),
+            state_dir=env_or("PENGUINS_ENDPOINT_STATE_DIR", str(DEFAULT_SERVING_DIR)),
+            capture_enabled=os.environ.get("PENGUINS_CAPTURE", "on") != "off",
+            capture_uri=env_or("PENGUINS_CAPTURE_URI", None),
+        ),
     },
     executor=dg.in_process_executor,
 )

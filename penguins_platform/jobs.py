@@ -15,6 +15,12 @@ training_job = dg.define_asset_job(
     ),
 )
 
+local_endpoint_job = dg.define_asset_job(
+    "local_endpoint_job",
+    selection=dg.AssetSelection.assets("local_endpoint"),
+    description="Serve the champion (or a chosen version) on the local HTTP endpoint.",
+)
+
 
 def training_run_config(
     *,

@@ -14,6 +14,7 @@ DEFAULT_DATA_LOCATION = "data/penguins.csv"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 DEFAULT_MLFLOW_DIR = PROJECT_ROOT / ".mlflow"
 DEFAULT_JAX_CACHE = PROJECT_ROOT / ".cache" / "jax"
+DEFAULT_SERVING_DIR = PROJECT_ROOT / ".serving"
 INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster.yaml"
 
 

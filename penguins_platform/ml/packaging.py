@@ -59,7 +59,12 @@ def log_pyfunc_model(
     import joblib
     import mlflow
 
-    from penguins_platform.ml.pyfunc import MODEL_ARTIFACT, TRANSFORMERS_ARTIFACT
+    from penguins_platform.ml.inference import InferenceModel
+    from penguins_platform.ml.pyfunc import (
+        INFERENCE_ARTIFACT,
+        MODEL_ARTIFACT,
+        TRANSFORMERS_ARTIFACT,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
@@ -67,6 +72,7 @@ def log_pyfunc_model(
         transformers_path = staging / "transformers.joblib"
         model.save(model_path)
         joblib.dump(transformers, transformers_path)
+        InferenceModel.from_fitted(transformers, model).save(staging / INFERENCE_ARTIFACT)
         code = stage_code(staging / "code")
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
@@ -75,6 +81,7 @@ def log_pyfunc_model(
                 artifacts={
                     MODEL_ARTIFACT: str(model_path),
                     TRANSFORMERS_ARTIFACT: str(transformers_path),
+                    INFERENCE_ARTIFACT: str(staging / INFERENCE_ARTIFACT),
                 },
                 code_paths=[str(code / "penguins_platform")],
                 signature=signature(),

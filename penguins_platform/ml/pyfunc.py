@@ -1,52 +1,55 @@
 """The registered model: an MLflow pyfunc that takes penguin records and returns species.
 
-MLflow stores the `.keras` network and the fitted transformers as artifacts, and a copy of
-`penguins_platform.ml` as code, so a serving process needs neither Dagster nor this
-repository. The model is logged "from code" (`registered_model.py`), not cloudpickled, so
-loading it runs reviewed source instead of deserialising an object.
+MLflow stores the `.keras` network, the fitted transformers and their numpy extract
+(`inference/`) as artifacts, and a copy of `penguins_platform.ml` as code, so a serving
+process needs neither Dagster nor this repository. Prediction runs on the numpy extract
+(`ml/inference.py`): no keras, scikit-learn or pandas work per request, and no shared mutable
+state, so concurrent callers are safe. The model is logged "from code"
+(`registered_model.py`), not cloudpickled, so loading it runs reviewed source.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from penguins_platform.ml.inference import InferenceModel
+
 MODEL_ARTIFACT = "model"
 TRANSFORMERS_ARTIFACT = "transformers"
+INFERENCE_ARTIFACT = "inference"
 
 
 class PenguinsModel(mlflow.pyfunc.PythonModel):
-    """Loads the network and transformers from the model's artifacts, then predicts species."""
+    """Species and confidence per input row, in order, from the numpy inference model."""
 
     def __init__(self) -> None:
-        self.model: Any = None
-        self.transformers: Any = None
+        self.inference: InferenceModel | None = None
 
     def load_context(self, context: Any) -> None:
-        import joblib
-
-        from penguins_platform.ml.model import import_keras
-
-        keras = import_keras()
-        self.model = keras.models.load_model(context.artifacts[MODEL_ARTIFACT])
-        self.transformers = joblib.load(context.artifacts[TRANSFORMERS_ARTIFACT])
+        self.inference = InferenceModel.load(Path(context.artifacts[INFERENCE_ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        """One row per input record: the species and the softmax probability behind it."""
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        if frame.empty:
-            return pd.DataFrame({"prediction": [], "confidence": []})
-        x = self.transformers.transform_features(frame)
-        probabilities = np.asarray(self.model.predict(x, verbose=0))
-        indices = probabilities.argmax(axis=1)
+        """A DataFrame (or a list of records) in; one prediction and confidence per row out."""
+        if self.inference is None:
+            raise RuntimeError("the model is not loaded; load it with mlflow.pyfunc.load_model")
+        if isinstance(model_input, pd.DataFrame):
+            features = self.inference.encode_frame(model_input)
+        else:
+            features = self.inference.encode_records(list(model_input)).features
+        if len(features) == 0:
+            return pd.DataFrame({"prediction": pd.Series([], dtype=object), "confidence": []})
+        probabilities = self.inference.probabilities(features)
+        best = probabilities.argmax(axis=1)
         return pd.DataFrame(
             {
-                "prediction": self.transformers.decode_target(indices),
-                "confidence": probabilities.max(axis=1).astype("float64"),
+                "prediction": np.asarray(self.inference.species, dtype=object)[best],
+                "confidence": probabilities[np.arange(len(best)), best].astype(np.float64),
             }
         )

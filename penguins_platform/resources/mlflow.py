@@ -185,6 +185,40 @@ class MlflowTracking(dg.ConfigurableResource):
         for start in range(0, len(metrics), 1000):  # MLflow's per-batch limit
             self.client().log_batch(run_id, metrics=metrics[start : start + 1000])
 
+    def resolve_version(self, alias: str, version: str | None = None) -> Any:
+        """The registered version to deploy: `version` if given, else the one `alias` names."""
+        from mlflow.exceptions import MlflowException
+
+        name = self.registered_model_name
+        try:
+            if version:
+                return self.client().get_model_version(name, version)
+            return self.client().get_model_version_by_alias(name, alias)
+        except MlflowException as error:
+            wanted = f"version {version}" if version else f"alias {alias!r}"
+            raise LookupError(
+                f"model {name!r} has no {wanted} in {self.tracking_uri}; run `make train` "
+                f"first, or pick an existing version ({error.message})"
+            ) from error
+
+    def download_model(self, version: str, destination: Path) -> Path:
+        """The model version's files under `destination/<version>`, downloaded once."""
+        import mlflow.artifacts
+
+        target = destination / str(version)
+        if target.exists():
+            return target
+        destination.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.registered_model_name}/{version}",
+                dst_path=str(destination / f".{version}.partial"),
+                tracking_uri=self.tracking_uri,
+            )
+        )
+        staging.rename(target)
+        return target
+
     def _ui_base(self) -> str | None:
         if self.ui_url:
             return self.ui_url.rstrip("/")
