@@ -198,3 +198,55 @@ def moto_server(aws_credentials: None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model fitted on every cleaned penguin, without Dagster or MLflow, for serving tests."""
+
+    transformers: object
+    keras_model: object
+    penguins: object
+
+
+def fit_model(seed: int = 42, epochs: int = 50) -> TrainedModel:
+    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
+    from penguins_platform.ml.features import FittedTransformers
+    from penguins_platform.ml.model import TrainingParameters, train_model
+
+    penguins = clean_penguins(read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE)), seed=42)
+    transformers = FittedTransformers.fit(penguins)
+    model, _ = train_model(
+        transformers.transform_features(penguins),
+        transformers.encode_target(penguins),
+        TrainingParameters(epochs=epochs, seed=seed),
+    )
+    return TrainedModel(transformers, model, penguins)
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> TrainedModel:
+    return fit_model()
+
+
+def export_inference_model(trained: TrainedModel, directory: Path) -> Path:
+    from penguins_platform.ml.inference import InferenceModel
+
+    InferenceModel.from_fitted(trained.transformers, trained.keras_model).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served form of `trained_model`: what the registered pyfunc ships as `inference/`."""
+    return export_inference_model(trained_model, tmp_path_factory.mktemp("model-v1"))
+
+
+def feature_records(penguins) -> list[dict]:
+    """Cleaned penguins as JSON-ready request records, null for missing values."""
+    from penguins_platform.ml import schema
+
+    return [
+        {k: (None if v is None or v != v else v) for k, v in row.items()}
+        for row in penguins[list(schema.FEATURES)].to_dict(orient="records")
+    ]

@@ -73,3 +73,39 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
             pass
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection, as a load-test client would hold."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        import http.client
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        self._connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None,
+        content_type: str = "application/json", headers: dict[str, str] | None = None,
+    ) -> tuple[int, object]:  # fmt: skip
+        import json
+
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        self._connection.request(method, path, body=body, headers=all_headers)
+        reply = self._connection.getresponse()
+        data = reply.read()
+        if reply.getheader("connection", "").lower() == "close":
+            self._connection.close()
+        try:
+            return reply.status, json.loads(data) if data else None
+        except ValueError:
+            return reply.status, data.decode(errors="replace")
+
+    def predict(self, records: object) -> tuple[int, object]:
+        import json
+
+        return self.request("POST", "/invocations", json.dumps({"inputs": records}).encode())
+
+    def close(self) -> None:
+        self._connection.close()

@@ -40,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         print(f"{TOKEN_VARIABLE} must hold the admin token", file=sys.stderr)
         return 2
+    try:
+        serving = load_serving_model(args.model_dir, args.version)
+    except (OSError, ValueError, KeyError) as error:
+        print(
+            f"cannot serve version {args.version} from {args.model_dir}: {error}", file=sys.stderr
+        )
+        return 1
     state = EndpointState(
-        serving=load_serving_model(args.model_dir, args.version),
+        serving=serving,
         limits=EndpointLimits(max_rows=args.max_rows, max_body_bytes=args.max_body_bytes),
         admin_token=token,
         capture=CaptureStore(args.capture) if args.capture else None,

@@ -1,0 +1,50 @@
+"""A real endpoint process per test module (or per test, where a test needs its own)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from penguins_platform.serving import service
+from penguins_platform_tests.servers import free_port
+
+
+@dataclass(frozen=True)
+class RunningEndpoint:
+    url: str
+    paths: service.EndpointPaths
+    capture_db: Path
+    pid: int
+
+
+def start_endpoint(
+    state_dir: Path, model_dir: Path, capture: bool = True, capture_uri: str | None = None
+) -> RunningEndpoint:
+    port = free_port()
+    paths = service.EndpointPaths(state_dir)
+    capture_db = state_dir / "capture.db"
+    uri = (capture_uri or f"sqlite:///{capture_db}") if capture else None
+    pid = service.start(
+        paths, model_dir, "1", "127.0.0.1", port, uri, max_rows=10_000, max_body_bytes=5 << 20
+    )
+    return RunningEndpoint(f"http://127.0.0.1:{port}", paths, capture_db, pid)
+
+
+@pytest.fixture(scope="module")
+def endpoint(model_dir, tmp_path_factory) -> Iterator[RunningEndpoint]:
+    running = start_endpoint(tmp_path_factory.mktemp("endpoint"), model_dir)
+    try:
+        yield running
+    finally:
+        service.stop(running.paths)
+
+
+@pytest.fixture
+def fresh_endpoint(model_dir, tmp_path) -> Iterator[RunningEndpoint]:
+    """An endpoint of this test's own, with an empty capture store."""
+    running = start_endpoint(tmp_path / "endpoint", model_dir)
+    try:
+        yield running
+    finally:
+        service.stop(running.paths)

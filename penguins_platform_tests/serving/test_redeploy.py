@@ -1,0 +1,97 @@
+"""Swapping versions on a running endpoint: no failed request, and no worse model served."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from penguins_platform.ml.inference import InferenceModel
+from penguins_platform.serving import service
+from penguins_platform_tests.conftest import export_inference_model, fit_model
+from penguins_platform_tests.servers import HttpClient
+
+SAMPLE = {"island": "Biscoe", "culmen_length_mm": 48.6, "body_mass_g": 5800.0}
+
+
+@pytest.fixture(scope="module")
+def second_model_dir(tmp_path_factory):
+    return export_inference_model(fit_model(seed=7, epochs=30), tmp_path_factory.mktemp("v2"))
+
+
+@pytest.fixture
+def broken_model_dir(model_dir, tmp_path):
+    model = InferenceModel.load(model_dir)
+    kernel, bias = model.weights[-1]
+    model.weights[-1] = (np.full_like(kernel, np.nan), bias)
+    model.save(tmp_path / "broken")
+    return tmp_path / "broken"
+
+
+def test_redeploy_under_load_fails_no_request(fresh_endpoint, second_model_dir):
+    stop = threading.Event()
+    outcomes: list[tuple[int, str | None]] = []
+
+    def run() -> None:
+        http = HttpClient(fresh_endpoint.url)
+        while not stop.is_set():
+            status, body = http.predict([SAMPLE])
+            outcomes.append((status, body.get("model_version") if status == 200 else str(body)))
+        http.close()
+
+    clients = [threading.Thread(target=run) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    time.sleep(0.5)
+    service.swap(fresh_endpoint.url, fresh_endpoint.paths, second_model_dir, "2")
+    time.sleep(0.5)
+    stop.set()
+    for thread in clients:
+        thread.join()
+    failures = [o for o in outcomes if o[0] != 200]
+    assert failures == []
+    versions = [v for _, v in outcomes]
+    assert {"1", "2"} <= set(versions), "load ran before and after the swap"
+    first_new = versions.index("2")
+    assert len(outcomes) > 100
+    assert service.health(fresh_endpoint.url)["model_version"] == "2"
+    assert versions[first_new:].count("1") <= 4, "only requests in flight at the swap see v1"
+
+
+def test_a_version_that_fails_its_smoke_test_is_refused_and_the_old_one_serves(
+    fresh_endpoint, broken_model_dir
+):
+    with pytest.raises(service.EndpointError, match=r"refused version 9.*no valid probabilities"):
+        service.swap(fresh_endpoint.url, fresh_endpoint.paths, broken_model_dir, "9")
+    http = HttpClient(fresh_endpoint.url)
+    status, body = http.predict([SAMPLE])
+    http.close()
+    assert status == 200 and body["model_version"] == "1"
+    assert body["predictions"][0]["prediction"] == "Gentoo"
+
+
+def test_a_missing_model_folder_is_refused(fresh_endpoint, tmp_path):
+    with pytest.raises(service.EndpointError, match="version 3 failed to load"):
+        service.swap(fresh_endpoint.url, fresh_endpoint.paths, tmp_path / "nothing", "3")
+    assert service.health(fresh_endpoint.url)["model_version"] == "1"
+
+
+def test_the_admin_swap_needs_the_token(fresh_endpoint, second_model_dir):
+    status, _ = service.request_json(
+        f"{fresh_endpoint.url}/admin/model",
+        {"model_dir": str(second_model_dir), "version": "2"},
+        token="guess",
+    )
+    assert status == 401
+    assert service.health(fresh_endpoint.url)["model_version"] == "1"
+
+
+def test_starting_on_a_broken_model_fails_with_the_log(broken_model_dir, tmp_path):
+    from penguins_platform_tests.serving.conftest import start_endpoint
+
+    with pytest.raises(
+        service.EndpointError,
+        match=r"(?s)exited with code 1.*cannot serve version 1.*no valid probabilities",
+    ):
+        start_endpoint(tmp_path / "state", broken_model_dir)
+    assert service.read_pid(service.EndpointPaths(tmp_path / "state")) is None
