@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from penguins_platform.definitions import defs
-from penguins_platform.jobs import training_job, training_run_config
+from penguins_platform.jobs import training_run_config
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
 from penguins_platform_tests.servers import (
@@ -110,6 +110,16 @@ def model_versions(tracking_uri: str, name: str) -> list[str]:
     return sorted((str(v.version) for v in found), key=int)
 
 
+def definitions_with(**resources) -> dg.Definitions:
+    """The platform's definitions with some resources swapped for test ones."""
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources={**defs.resources, **resources},
+    )
+
+
 def run_training(
     instance: dg.DagsterInstance,
     mlflow_tracking: MlflowTracking,
@@ -118,12 +128,7 @@ def run_training(
     **config,
 ) -> dg.ExecuteInProcessResult:
     """Run the real `training_job` (or the `selection` of it) with test resources swapped in."""
-    test_defs = dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=[training_job],
-        resources={"mlflow": mlflow_tracking, "s3": s3 or S3Storage()},
-    )
+    test_defs = definitions_with(mlflow=mlflow_tracking, s3=s3 or S3Storage())
     return test_defs.resolve_job_def("training_job").execute_in_process(
         run_config=training_run_config(**config),
         instance=instance,

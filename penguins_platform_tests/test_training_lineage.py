@@ -204,3 +204,32 @@ def test_registering_alone_accepts_a_model_that_passed_its_check(
 
 def _register_only(instance, mlflow_tracking) -> dg.ExecuteInProcessResult:
     return run_training(instance, mlflow_tracking, selection=["registered_model_version"])
+
+
+def test_registered_pyfunc_matches_its_keras_network_on_the_whole_dataset(trained):
+    """The served fast path is the trained network: the registry's own artifacts agree."""
+    import joblib
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    import numpy as np
+
+    from penguins_platform.ml.model import import_keras
+    from penguins_platform_tests.conftest import DATA_FILE
+
+    _, _, store, name = trained
+    mlflow.set_tracking_uri(store.tracking_uri)
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/1", tracking_uri=store.tracking_uri
+        )
+    )
+    network = import_keras().models.load_model(local / "artifacts" / "model.keras")
+    transformers = joblib.load(local / "artifacts" / "transformers.joblib")
+    data = pd.read_csv(DATA_FILE).replace({"sex": {".": None}})
+    features = data.drop(columns=["species"])
+    expected = np.asarray(network.predict(transformers.transform_features(features), verbose=0))
+
+    answer = mlflow.pyfunc.load_model(f"models:/{name}/1").predict(features)
+    assert np.abs(answer["confidence"].to_numpy() - expected.max(axis=1)).max() < 1e-6
+    species = np.array(["Adelie", "Chinstrap", "Gentoo"])[expected.argmax(axis=1)]
+    assert answer["prediction"].tolist() == species.tolist()

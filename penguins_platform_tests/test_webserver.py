@@ -63,8 +63,11 @@ def _graphql(url: str, query: str) -> dict:
 def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
     nodes = _graphql(dagster_dev, QUERY)["assetNodes"]
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(assets) == LINEAGE_ASSETS
-    assert {n["groupName"] for n in nodes} == {"training"}
+    assert set(assets) == LINEAGE_ASSETS | {"local_endpoint"}
+    assert {n["groupName"] for n in nodes if n["assetKey"]["path"] != ["local_endpoint"]} == {
+        "training"
+    }
+    assert assets["local_endpoint"]["groupName"] == "deployment"
     checks = {
         (asset, check["name"]): check["blocking"]
         for asset, node in assets.items()
@@ -87,4 +90,4 @@ def test_dagster_dev_offers_the_training_job(dagster_dev):
         "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }",
     )
     jobs = {j["name"] for r in data["repositoriesOrError"]["nodes"] for j in r["jobs"]}
-    assert "training_job" in jobs
+    assert {"training_job", "local_endpoint_job"} <= jobs

@@ -1,0 +1,106 @@
+"""The `local_endpoint` asset: deploy, swap, roll back and refuse, through Dagster."""
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from penguins_platform.resources.local_endpoint import LocalEndpoint
+from penguins_platform.serving import service
+from penguins_platform_tests.conftest import definitions_with, run_training, tracking_resource
+from penguins_platform_tests.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def registry(sqlite_store, trained_model):
+    """An instance and a registry holding v1, v2 (the champion) and a broken v3."""
+    import mlflow
+
+    from penguins_platform.ml import packaging, schema
+
+    name = "penguins-deploy"
+    tracking = tracking_resource(sqlite_store, name)
+    with dg.instance_for_test() as instance:
+        assert run_training(instance, tracking, epochs=20, threshold=0.5).success
+        assert run_training(instance, tracking).success
+        broken = trained_model.keras_model.__class__.from_config(
+            trained_model.keras_model.get_config()
+        )
+        broken.set_weights(
+            [np.full_like(w, np.nan) for w in trained_model.keras_model.get_weights()]
+        )
+        mlflow.set_tracking_uri(sqlite_store.tracking_uri)
+        mlflow.set_registry_uri(sqlite_store.tracking_uri)
+        run = tracking.client().create_run(tracking.experiment_id()).info.run_id
+        example = trained_model.penguins[list(schema.FEATURES)].head(2)
+        packaging.log_pyfunc_model(run, broken, trained_model.transformers, example, name)
+        yield instance, tracking
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    resource = LocalEndpoint(port=free_port(), state_dir=str(tmp_path_factory.mktemp("serving")))
+    yield resource
+    resource.stop()
+
+
+def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
+    instance, tracking = registry
+    test_defs = definitions_with(mlflow=tracking, endpoint=endpoint)
+    return test_defs.resolve_job_def("local_endpoint_job").execute_in_process(
+        run_config={"ops": {"local_endpoint": {"config": config}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+
+def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
+    result = deploy(registry, endpoint)
+    assert result.success
+    meta = _metadata(result)
+    assert meta["version"] == 2
+    assert meta["url"] == endpoint.url
+    assert meta["smoke_accuracy"] >= 0.8
+    assert 0 < meta["latency_p50_ms"] <= meta["latency_p99_ms"]
+    assert len(meta["smoke_predictions"].records) == 5
+    assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    pid = service.read_pid(endpoint.paths)
+    result = deploy(registry, endpoint, version="1")
+    assert result.success
+    meta = _metadata(result)
+    assert (meta["action"], meta["previous_version"]) == ("swapped", "2")
+    assert service.read_pid(endpoint.paths) == pid
+    assert service.health(endpoint.url)["model_version"] == "1"
+
+
+def test_redeploying_the_serving_version_changes_nothing(registry, endpoint):
+    assert deploy(registry, endpoint, version="1").success
+    result = deploy(registry, endpoint, version="1")
+    assert _metadata(result)["action"] == "unchanged"
+
+
+def test_a_version_failing_its_smoke_test_leaves_the_old_one_serving(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    result = deploy(registry, endpoint, version="3")
+    assert not result.success
+    error = result.failure_data_for_node("local_endpoint").error
+    assert "refused version 3" in str(error.cause or error)
+    assert "no valid probabilities" in str(error.cause or error)
+    assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    result = deploy(registry, endpoint, version="42")
+    assert not result.success
+    error = result.failure_data_for_node("local_endpoint").error
+    assert "has no version 42" in str(error.cause or error)
+    assert service.health(endpoint.url)["model_version"] == "2"
