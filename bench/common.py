@@ -46,3 +46,16 @@ def report(title: str, baseline: str, candidate: str, samples: dict[str, list[fl
         values = ", ".join(f"{v:.2f}" for v in samples[name])
         print(f"  {name}: median {statistics.median(samples[name]):.2f} s  [{values}]")
     return ratio
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
