@@ -108,6 +108,8 @@ def _parse_records(body: bytes, max_rows: int) -> list[Any]:
         raise ClientError(400, f"body is not valid UTF-8 (byte {error.start})") from error
     try:
         payload = json.loads(text)
+    except RecursionError as error:
+        raise ClientError(400, "body is nested too deeply to be a request") from error
     except json.JSONDecodeError as error:
         raise ClientError(400, f"body is not valid JSON: {error.msg} at line {error.lineno}, "
                                f"column {error.colno}") from error  # fmt: skip

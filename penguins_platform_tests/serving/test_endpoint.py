@@ -78,6 +78,8 @@ BAD_REQUESTS = {
                       "field 'island': expected text, got a nested object"),
     "invalid utf-8": (b'{"inputs": [{"island": "\xff\xfe"}]}', "application/json", 400,
                       "not valid UTF-8"),
+    "deeply nested": (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                      "application/json", 400, "nested too deeply"),
 }  # fmt: skip
 
 
@@ -215,10 +217,38 @@ def test_a_failing_capture_store_never_fails_a_request(model_dir, tmp_path):
         statuses = [http.predict([SAMPLE])[0] for _ in range(20)]
         http.close()
         assert statuses == [200] * 20
+        counters = _wait_for_capture(running.url, expected=20)
     finally:
         service.stop(running.paths)
+    assert counters["write_failures"] >= 1 and counters["spilled"] == 20
+    assert counters["written"] == 0 and counters["lost"] == 0
     spilled = (tmp_path / "blocked.db.spilled.jsonl").read_text().splitlines()
     assert len(spilled) == 20, "rows the store refused are spilled, not dropped"
+
+
+def _wait_for_capture(url: str, expected: int) -> dict:
+    import time
+
+    for _ in range(100):
+        counters = service.health(url)["capture"]
+        if counters["pending"] == 0 and counters["submitted"] == expected:
+            return counters
+        time.sleep(0.1)
+    return counters
+
+
+def test_capture_switched_off_writes_nothing(model_dir, tmp_path):
+    from penguins_platform_tests.serving.conftest import start_endpoint
+
+    running = start_endpoint(tmp_path / "state", model_dir, capture=False)
+    try:
+        http = HttpClient(running.url)
+        assert http.predict([SAMPLE])[0] == 200
+        http.close()
+        assert service.health(running.url)["capture"]["enabled"] is False
+    finally:
+        service.stop(running.paths)
+    assert not running.capture_db.exists()
 
 
 def test_stop_ends_the_process_and_clears_the_pid_file(fresh_endpoint):
