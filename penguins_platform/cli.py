@@ -82,10 +82,11 @@ def serve(args: argparse.Namespace) -> int:
         for reason in failure_reasons(result.all_events):
             print(f"  {reason}", file=sys.stderr)
         return 1
-    deployed = result.output_for_node("local_endpoint")
+    [event] = result.get_asset_materialization_events()
+    deployed = event.step_materialization_data.materialization.metadata
     endpoint = local_endpoint()
     print(
-        f"Serving penguins version {deployed['version']} at {deployed['url']} "
+        f"Serving penguins version {deployed['serving_version'].value} at {endpoint.url} "
         f"(log {endpoint.paths.log_file}); `make sample` to try it, `make stop` to stop it."
     )
     return 0

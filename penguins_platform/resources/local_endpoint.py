@@ -87,6 +87,13 @@ class LocalEndpoint(dg.ConfigurableResource):
             model_dir = inference_dir(self.paths.models_dir / deployment.previous_version)
             service.swap(self.url, self.paths, model_dir, deployment.previous_version)
 
+    def served_version(self) -> str | None:
+        """The version the endpoint answers with now, or None when nothing answers."""
+        from penguins_platform.serving import service
+
+        answer = service.health(self.url)
+        return None if answer is None else str(answer.get("model_version"))
+
     def stop(self) -> bool:
         from penguins_platform.serving import service
 

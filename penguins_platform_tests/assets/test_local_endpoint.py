@@ -53,6 +53,22 @@ def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
     )
 
 
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def _check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.description
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:
     [event] = result.get_asset_materialization_events()
     return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
@@ -62,8 +78,13 @@ def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
     result = deploy(registry, endpoint)
     assert result.success
     meta = _metadata(result)
-    assert meta["version"] == 2
+    assert meta["serving_version"] == meta["attempted_version"] == "2"
     assert meta["url"] == endpoint.url
+    assert _checks(result) == {
+        "serves_expected_version": True,
+        "smoke_predictions_valid": True,
+        "latency_under_bound": True,
+    }
     assert meta["smoke_accuracy"] >= 0.8
     assert 0 < meta["latency_p50_ms"] <= meta["latency_p99_ms"]
     assert len(meta["smoke_predictions"].records) == 5
@@ -91,10 +112,24 @@ def test_a_version_failing_its_smoke_test_leaves_the_old_one_serving(registry, e
     assert deploy(registry, endpoint, version="2").success
     result = deploy(registry, endpoint, version="3")
     assert not result.success
-    error = result.failure_data_for_node("local_endpoint").error
-    assert "refused version 3" in str(error.cause or error)
-    assert "no valid probabilities" in str(error.cause or error)
+    assert _checks(result)["serves_expected_version"] is False
+    reason = _check_descriptions(result)["serves_expected_version"]
+    assert "refused version 3" in reason and "no valid probabilities" in reason
+    assert "version 2 serves" in reason
     assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def test_a_failed_latency_check_puts_the_previous_version_back(registry, endpoint):
+    assert deploy(registry, endpoint, version="1").success
+    result = deploy(registry, endpoint, version="2", latency_bound_ms=0.001)
+    assert not result.success
+    assert _checks(result) == {
+        "serves_expected_version": True,
+        "smoke_predictions_valid": True,
+        "latency_under_bound": False,
+    }
+    assert _metadata(result)["serving_version"] == "1"
+    assert service.health(endpoint.url)["model_version"] == "1"
 
 
 def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoint):
