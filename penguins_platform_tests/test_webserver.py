@@ -81,6 +81,9 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
         ("penguins", "measurements_are_plausible"): True,
         ("penguins", "missing_values_are_bounded"): True,
         ("trained_model", "accuracy_threshold"): True,
+        ("local_endpoint", "serves_expected_version"): True,
+        ("local_endpoint", "smoke_predictions_valid"): True,
+        ("local_endpoint", "latency_under_bound"): True,
     }
 
 
