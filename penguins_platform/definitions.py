@@ -21,6 +21,7 @@ from penguins_platform.assets.data import (
 )
 from penguins_platform.assets.deployment import local_endpoint
 from penguins_platform.assets.registry import registered_model_version
+from penguins_platform.assets.sagemaker import sagemaker_endpoint
 from penguins_platform.assets.training import (
     accuracy_threshold,
     cross_validation_scores,
@@ -36,6 +37,7 @@ from penguins_platform.project import (
 from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
+from penguins_platform.resources.sagemaker import SageMakerTarget
 
 
 def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
@@ -54,6 +56,7 @@ defs = dg.Definitions(
         trained_model,
         registered_model_version,
         local_endpoint,
+        sagemaker_endpoint,
     ],
     asset_checks=[
         required_columns,
@@ -80,6 +83,17 @@ defs = dg.Definitions(
             state_dir=env_or("PENGUINS_ENDPOINT_STATE_DIR", str(DEFAULT_SERVING_DIR)),
             capture_enabled=os.environ.get("PENGUINS_CAPTURE", "on") != "off",
             capture_uri=env_or("PENGUINS_CAPTURE_URI", None),
+        ),
+        "sagemaker": SageMakerTarget(
+            endpoint_name=env_or("SAGEMAKER_ENDPOINT", "penguins"),
+            region=env_or("AWS_REGION", "us-east-1"),
+            execution_role_arn=env_or("SAGEMAKER_EXECUTION_ROLE_ARN", None),
+            assume_role_arn=env_or("AWS_ROLE", None),
+            artifact_bucket=env_or("SAGEMAKER_BUCKET", None),
+            instance_type=env_or("SAGEMAKER_INSTANCE_TYPE", "ml.m4.xlarge"),
+            instance_count=int(os.environ.get("SAGEMAKER_INSTANCE_COUNT", "1")),
+            image_uri=env_or("SAGEMAKER_IMAGE_URI", None),
+            data_capture_uri=env_or("SAGEMAKER_DATA_CAPTURE_URI", None),
         ),
     },
     executor=dg.in_process_executor,

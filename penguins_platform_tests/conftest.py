@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -199,8 +200,11 @@ def moto_server(aws_credentials: None) -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process: start every test from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()
 
@@ -255,3 +259,30 @@ def feature_records(penguins) -> list[dict]:
         {k: (None if v is None or v != v else v) for k, v in row.items()}
         for row in penguins[list(schema.FEATURES)].to_dict(orient="records")
     ]
+
+
+@pytest.fixture(scope="session")
+def registry(sqlite_store, trained_model):
+    """An instance and a registry holding v1, v2 (the champion) and a broken v3."""
+    import mlflow
+    import numpy as np
+
+    from penguins_platform.ml import packaging, schema
+
+    name = "penguins-deploy"
+    tracking = tracking_resource(sqlite_store, name)
+    with dg.instance_for_test() as instance:
+        assert run_training(instance, tracking, epochs=20, threshold=0.5).success
+        assert run_training(instance, tracking).success
+        broken = trained_model.keras_model.__class__.from_config(
+            trained_model.keras_model.get_config()
+        )
+        broken.set_weights(
+            [np.full_like(w, np.nan) for w in trained_model.keras_model.get_weights()]
+        )
+        mlflow.set_tracking_uri(sqlite_store.tracking_uri)
+        mlflow.set_registry_uri(sqlite_store.tracking_uri)
+        run = tracking.client().create_run(tracking.experiment_id()).info.run_id
+        example = trained_model.penguins[list(schema.FEATURES)].head(2)
+        packaging.log_pyfunc_model(run, broken, trained_model.transformers, example, name)
+        yield instance, tracking

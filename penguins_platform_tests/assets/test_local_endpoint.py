@@ -1,39 +1,12 @@
 """The `local_endpoint` asset: deploy, swap, roll back and refuse, through Dagster."""
 
 import dagster as dg
-import numpy as np
 import pytest
 
 from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import definitions_with, run_training, tracking_resource
+from penguins_platform_tests.conftest import definitions_with
 from penguins_platform_tests.servers import free_port
-
-
-@pytest.fixture(scope="module")
-def registry(sqlite_store, trained_model):
-    """An instance and a registry holding v1, v2 (the champion) and a broken v3."""
-    import mlflow
-
-    from penguins_platform.ml import packaging, schema
-
-    name = "penguins-deploy"
-    tracking = tracking_resource(sqlite_store, name)
-    with dg.instance_for_test() as instance:
-        assert run_training(instance, tracking, epochs=20, threshold=0.5).success
-        assert run_training(instance, tracking).success
-        broken = trained_model.keras_model.__class__.from_config(
-            trained_model.keras_model.get_config()
-        )
-        broken.set_weights(
-            [np.full_like(w, np.nan) for w in trained_model.keras_model.get_weights()]
-        )
-        mlflow.set_tracking_uri(sqlite_store.tracking_uri)
-        mlflow.set_registry_uri(sqlite_store.tracking_uri)
-        run = tracking.client().create_run(tracking.experiment_id()).info.run_id
-        example = trained_model.penguins[list(schema.FEATURES)].head(2)
-        packaging.log_pyfunc_model(run, broken, trained_model.transformers, example, name)
-        yield instance, tracking
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,122 @@
+"""What moto lacks for SageMaker deployments, patched into its backend for a test.
+
+moto (run in server mode by the `moto_server` fixture, in this process) has no UpdateEndpoint
+and appends tags instead of replacing them. Its sagemaker-runtime answers canned bodies; here
+it answers like the MLflow serving container would, by loading the numpy model from the
+`model.tar.gz` that the endpoint's model points at in (moto's) S3. Faults are switches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.core.exceptions import JsonRESTError
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class SageMakerEmulator:
+    """Switches for the faults a test wants, and counts of the calls it saw."""
+
+    region: str = "us-east-1"
+    stuck_updates: bool = False
+    failing_update: str | None = None
+    throttled: Counter = field(default_factory=Counter)
+    calls: Counter = field(default_factory=Counter)
+
+    @property
+    def backend(self) -> SageMakerModelBackend:
+        return sagemaker_backends[ACCOUNT][self.region]
+
+    def throttle(self, action: str, times: int) -> None:
+        self.throttled[action] = times
+
+
+def _throttled(emulator: SageMakerEmulator, action: str, original):
+    def handler(self: SageMakerResponse):
+        emulator.calls[action] += 1
+        if emulator.throttled[action] > 0:
+            emulator.throttled[action] -= 1
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        return original(self)
+
+    return handler
+
+
+def _predict(endpoint_name: str, body: bytes, region: str) -> str:
+    """Score like the MLflow pyfunc container: {"inputs": [...]} in, {"predictions": [...]} out."""
+    from penguins_platform.ml.inference import InferenceModel
+
+    backend = sagemaker_backends[ACCOUNT][region]
+    endpoint = backend.endpoints[endpoint_name]
+    config = backend.endpoint_configs[endpoint.endpoint_config_name]
+    model = backend._models[config.production_variants[0]["ModelName"]]
+    bucket, _, key = model.primary_container["ModelDataUrl"].removeprefix("s3://").partition("/")
+    archive = s3_backends[ACCOUNT]["aws"].get_object(bucket, key).value
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+        inference = InferenceModel.load(Path(tmp) / "artifacts" / "inference")
+    answers, _ = inference.predict_records(json.loads(body)["inputs"])
+    predictions = [{"prediction": a["prediction"], "confidence": a["confidence"]} for a in answers]
+    return json.dumps({"predictions": predictions})
+
+
+def install(monkeypatch: pytest.MonkeyPatch, emulator: SageMakerEmulator) -> None:
+    def update_endpoint(self: SageMakerModelBackend, endpoint_name: str, config_name: str) -> Any:
+        if emulator.failing_update:
+            raise JsonRESTError("ValidationException", emulator.failing_update)
+        endpoint = self.endpoints[endpoint_name]
+        config = self.describe_endpoint_config(config_name)
+        if emulator.stuck_updates:
+            endpoint.endpoint_status = "Updating"  # the old config keeps serving meanwhile
+            return endpoint
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"]
+        )
+        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        endpoint.endpoint_status = "InService"
+        return endpoint
+
+    def update_endpoint_response(self: SageMakerResponse) -> str:
+        emulator.calls["UpdateEndpoint"] += 1
+        endpoint = self.sagemaker_backend.update_endpoint(
+            self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        )
+        return json.dumps({"EndpointArn": endpoint.arn})
+
+    def add_tags(self: SageMakerModelBackend, arn: str, tags: list[dict[str, str]]) -> list:
+        resource = self._get_resource_from_arn(arn)
+        keys = {tag["Key"] for tag in tags}
+        resource.tags = [t for t in resource.tags if t["Key"] not in keys] + list(tags)
+        return resource.tags
+
+    def invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
+        emulator.calls["InvokeEndpoint"] += 1
+        endpoint_name = self.path.split("/")[2]  # /endpoints/<name>/invocations
+        body = _predict(endpoint_name, self.body, emulator.region)
+        return 200, {"Content-Type": "application/json"}, body
+
+    monkeypatch.setattr(SageMakerModelBackend, "update_endpoint", update_endpoint, raising=False)
+    monkeypatch.setattr(
+        SageMakerResponse, "update_endpoint", update_endpoint_response, raising=False
+    )
+    monkeypatch.setattr(SageMakerModelBackend, "add_tags", add_tags)
+    monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+    for action, method in (("CreateModel", "create_model"),
+                           ("CreateEndpointConfig", "create_endpoint_config")):  # fmt: skip
+        original = getattr(SageMakerResponse, method)
+        monkeypatch.setattr(SageMakerResponse, method, _throttled(emulator, action, original))
