@@ -9,6 +9,7 @@ import os
 
 import dagster as dg
 
+from penguins_platform.assets.azure import azure_endpoint
 from penguins_platform.assets.data import (
     categories_are_known,
     measurements_are_numeric,
@@ -34,6 +35,7 @@ from penguins_platform.project import (
     default_tracking_uri,
     prepare_jax_cache,
 )
+from penguins_platform.resources.azure import AzureTarget
 from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
@@ -57,6 +59,7 @@ defs = dg.Definitions(
         registered_model_version,
         local_endpoint,
         sagemaker_endpoint,
+        azure_endpoint,
     ],
     asset_checks=[
         required_columns,
@@ -94,6 +97,14 @@ defs = dg.Definitions(
             instance_count=int(os.environ.get("SAGEMAKER_INSTANCE_COUNT", "1")),
             image_uri=env_or("SAGEMAKER_IMAGE_URI", None),
             data_capture_uri=env_or("SAGEMAKER_DATA_CAPTURE_URI", None),
+        ),
+        "azure": AzureTarget(
+            subscription_id=env_or("AZURE_SUBSCRIPTION_ID", None),
+            resource_group=env_or("AZURE_RESOURCE_GROUP", None),
+            workspace=env_or("AZURE_WORKSPACE", None),
+            endpoint_name=env_or("AZURE_ENDPOINT", "penguins"),
+            instance_type=env_or("AZURE_INSTANCE_TYPE", "Standard_DS3_v2"),
+            instance_count=int(os.environ.get("AZURE_INSTANCE_COUNT", "1")),
         ),
     },
     executor=dg.in_process_executor,

@@ -1,0 +1,192 @@
+"""The Azure ML target: the real azure-ai-ml client against the fake service at the HTTP layer."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from azure.ai.ml import MLClient
+from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
+from penguins_platform.ml.inference import InferenceModel
+from penguins_platform.resources.azure import AzureTarget
+from penguins_platform_tests.cloud.azure_fake import FakeAzureML, FakeCredential
+from penguins_platform_tests.conftest import definitions_with
+
+WORKSPACE = dict(subscription_id="00000000-0000-0000-0000-000000000000",
+                 resource_group="mlschool", workspace="main")  # fmt: skip
+
+
+class FakeRegistrar:
+    """Stands in for the datastore upload (no blob emulator here); keeps each version's model."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, InferenceModel] = {}
+
+    def register(self, ml_client, name: str, version: str, model_dir: Path) -> str:
+        self.models[version] = InferenceModel.load(model_dir / "artifacts" / "inference")
+        return f"azureml:{name}:{version}"
+
+
+@pytest.fixture(autouse=True)
+def _isolate_invoke_headers(monkeypatch):
+    """azure-ai-ml's invoke() mutates a module-level header dict; keep tests independent."""
+    monkeypatch.setattr(
+        EndpointInvokeFields, "DEFAULT_HEADER", {"Content-Type": "application/json"}
+    )
+
+
+@pytest.fixture
+def service():
+    fake = FakeAzureML()
+    registrar = FakeRegistrar()
+
+    def scorer(deployment_name: str, request: dict):
+        version = deployment_name.rsplit("-", 1)[-1]
+        answers, _ = registrar.models[version].predict_records(request["inputs"])
+        return 200, [
+            {"prediction": a["prediction"], "confidence": a["confidence"]} for a in answers
+        ]
+
+    fake.scorer = scorer
+    return fake, registrar
+
+
+@pytest.fixture
+def target(service):
+    fake, registrar = service
+
+    class OfflineAzureTarget(AzureTarget):
+        def ml_client(self):
+            return MLClient(
+                credential=FakeCredential(),
+                subscription_id=self.subscription_id,
+                resource_group_name=self.resource_group,
+                workspace_name=self.workspace,
+                transport=fake,
+            )
+
+        def registrar(self):
+            return registrar
+
+    return OfflineAzureTarget(**WORKSPACE)
+
+
+def deploy(registry, target, **config) -> dg.ExecuteInProcessResult:
+    instance, tracking = registry
+    defs = definitions_with(mlflow=tracking, azure=target)
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        run_config={"ops": {"azure_endpoint": {"config": config}}},
+        instance=instance,
+        asset_selection=[dg.AssetKey("azure_endpoint")],
+        raise_on_error=False,
+    )
+
+
+def _checks(result) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def _metadata(result) -> dict:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+
+def _traffic(fake) -> dict:
+    return fake.endpoints["penguins"]["properties"].get("traffic", {})
+
+
+def test_creates_the_endpoint_and_moves_all_traffic_to_the_version(registry, target, service):
+    fake, _ = service
+    result = deploy(registry, target, version="2")
+    assert result.success
+    assert _checks(result) == dict.fromkeys(
+        ("serves_expected_version", "smoke_predictions_valid", "latency_under_bound"), True
+    )
+    meta = _metadata(result)
+    assert (meta["action"], meta["serving_version"]) == ("created", "2")
+    assert meta["smoke_accuracy"] >= 0.8
+    assert _traffic(fake) == {"penguins-2": 100}
+    assert {i["deployment"] for i in fake.invocations} == {"penguins-2"}
+
+
+def test_a_new_version_takes_the_traffic_and_the_old_deployment_goes(registry, target, service):
+    fake, _ = service
+    assert deploy(registry, target, version="1").success
+    result = deploy(registry, target, version="2")
+    assert result.success
+    assert _metadata(result)["previous_deployment"] == "penguins-1"
+    assert _traffic(fake) == {"penguins-2": 100}
+    assert set(fake.deployments["penguins"]) == {"penguins-2"}
+
+
+def test_the_live_version_is_skipped(registry, target, service):
+    fake, _ = service
+    assert deploy(registry, target, version="2").success
+    puts = sum(1 for method, path in fake.calls if method == "PUT" and "/deployments/" in path)
+    result = deploy(registry, target, version="2")
+    assert result.success and _metadata(result)["action"] == "unchanged"
+    assert puts == sum(1 for m, p in fake.calls if m == "PUT" and "/deployments/" in p)
+
+
+def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(registry, target, service):
+    fake, _ = service
+    assert deploy(registry, target, version="2").success
+    result = deploy(registry, target, version="3")  # NaN weights
+    assert not result.success
+    assert _checks(result)["smoke_predictions_valid"] is False
+    assert _traffic(fake) == {"penguins-2": 100}
+    assert set(fake.deployments["penguins"]) == {"penguins-2"}, "the half-made one is removed"
+
+
+def test_failed_provisioning_keeps_the_old_deployment_and_removes_the_new(
+    registry, target, service
+):
+    fake, _ = service
+    assert deploy(registry, target, version="1").success
+    fake.fail_deployment_provisioning("penguins-2", "quota exceeded for Standard_DS3_v2")
+    result = deploy(registry, target, version="2")
+    assert not result.success
+    error = result.failure_data_for_node("azure_endpoint").error
+    assert "quota exceeded" in str(error.cause)
+    assert "deployment penguins-1 keeps all traffic" in str(error.cause)
+    assert _traffic(fake) == {"penguins-1": 100}
+    assert set(fake.deployments["penguins"]) == {"penguins-1"}
+
+
+def test_rolling_back_to_a_chosen_version(registry, target, service):
+    fake, _ = service
+    assert deploy(registry, target, version="2").success
+    assert deploy(registry, target, version="1").success
+    assert _traffic(fake) == {"penguins-1": 100}
+
+
+def test_an_unconfigured_target_fails_with_how_to_enable_it(registry):
+    result = deploy(registry, AzureTarget(), version="2")
+    assert not result.success
+    error = result.failure_data_for_node("azure_endpoint").error
+    assert "set AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZURE_WORKSPACE" in str(error)
+
+
+LIVE = all(os.environ.get(v) for v in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP",
+                                        "AZURE_WORKSPACE", "PENGUINS_AZURE_LIVE_TEST"))  # fmt: skip
+
+
+@pytest.mark.skipif(
+    not LIVE,
+    reason="live Azure test: set AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_WORKSPACE "
+    "and PENGUINS_AZURE_LIVE_TEST=1, with credentials for DefaultAzureCredential",
+)
+def test_live_workspace_deploys_and_serves(registry):
+    target = AzureTarget(
+        subscription_id=os.environ["AZURE_SUBSCRIPTION_ID"],
+        resource_group=os.environ["AZURE_RESOURCE_GROUP"],
+        workspace=os.environ["AZURE_WORKSPACE"],
+        endpoint_name=os.environ.get("AZURE_ENDPOINT", "penguins-live-test"),
+    )
+    result = deploy(registry, target, version="2")
+    assert result.success, _checks(result)
