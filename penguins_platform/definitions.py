@@ -29,7 +29,7 @@ from penguins_platform.assets.training import (
     feature_transformer,
     trained_model,
 )
-from penguins_platform.jobs import local_endpoint_job, training_job
+from penguins_platform.jobs import deployment_job, local_endpoint_job, training_job
 from penguins_platform.project import (
     DEFAULT_SERVING_DIR,
     default_tracking_uri,
@@ -40,6 +40,7 @@ from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.resources.mlflow import MlflowTracking
 from penguins_platform.resources.s3 import S3Storage
 from penguins_platform.resources.sagemaker import SageMakerTarget
+from penguins_platform.sensors import new_model_version_sensor
 
 
 def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
@@ -70,7 +71,8 @@ defs = dg.Definitions(
         missing_values_are_bounded,
         accuracy_threshold,
     ],
-    jobs=[training_job, local_endpoint_job],
+    jobs=[training_job, local_endpoint_job, deployment_job],
+    sensors=[new_model_version_sensor],
     resources={
         "mlflow": MlflowTracking(
             tracking_uri=env_or("MLFLOW_TRACKING_URI", default_tracking_uri()),

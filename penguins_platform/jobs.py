@@ -21,6 +21,15 @@ local_endpoint_job = dg.define_asset_job(
     description="Serve the champion (or a chosen version) on the local HTTP endpoint.",
 )
 
+deployment_job = dg.define_asset_job(
+    "deployment_job",
+    selection=dg.AssetSelection.groups("deployment"),
+    description=(
+        "Deploy one registered version to the enabled targets. The sensor launches it for each "
+        "new version; launch it yourself with a `version` in each asset's config to roll back."
+    ),
+)
+
 
 def training_run_config(
     *,

@@ -201,6 +201,15 @@ class MlflowTracking(dg.ConfigurableResource):
                 f"first, or pick an existing version ({error.message})"
             ) from error
 
+    def qualified_versions(self, passed_tag: str, alias: str) -> list[int]:
+        """Versions that passed the blocking checks: tagged so at registration, or aliased."""
+        found = self.client().search_model_versions(f"name = '{self.registered_model_name}'")
+        return sorted(
+            int(v.version)
+            for v in found
+            if v.tags.get(passed_tag) == "true" or alias in (getattr(v, "aliases", None) or [])
+        )
+
     def download_model(self, version: str, destination: Path) -> Path:
         """The model version's files under `destination/<version>`, downloaded once."""
         import mlflow.artifacts
