@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import urllib.error
@@ -59,7 +60,10 @@ class MlflowTracking(dg.ConfigurableResource):
     _client: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self.ensure_reachable()
+        # A run fails fast here. A sensor tick has no run: it probes itself and skips instead,
+        # because a resource that raises would crash the tick.
+        if context.dagster_run is not None:
+            self.ensure_reachable()
 
     def ensure_reachable(self) -> None:
         """Fail fast with the URI and a hint when the tracking store cannot be used."""
@@ -202,13 +206,19 @@ class MlflowTracking(dg.ConfigurableResource):
             ) from error
 
     def qualified_versions(self, passed_tag: str, alias: str) -> list[int]:
-        """Versions that passed the blocking checks: tagged so at registration, or aliased."""
-        found = self.client().search_model_versions(f"name = '{self.registered_model_name}'")
-        return sorted(
-            int(v.version)
-            for v in found
-            if v.tags.get(passed_tag) == "true" or alias in (getattr(v, "aliases", None) or [])
-        )
+        """Versions that passed the blocking checks: tagged so at registration, or aliased.
+
+        Searches do not return aliases, so the aliased version is looked up on its own.
+        """
+        from mlflow.exceptions import MlflowException
+
+        name = self.registered_model_name
+        found = self.client().search_model_versions(f"name = '{name}'")
+        qualified = {int(v.version) for v in found if v.tags.get(passed_tag) == "true"}
+        if found:
+            with contextlib.suppress(MlflowException):  # no version carries the alias
+                qualified.add(int(self.client().get_model_version_by_alias(name, alias).version))
+        return sorted(qualified)
 
     def download_model(self, version: str, destination: Path) -> Path:
         """The model version's files under `destination/<version>`, downloaded once."""
