@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import urllib.request
 
 import pytest
@@ -25,8 +26,13 @@ QUERY = """
 """
 
 
-@pytest.fixture
-def dagster_dev(isolated_home, tmp_path):
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    """One `dagster dev` for the module, on its own instance, stopped with its process group."""
+    tmp_path = tmp_path_factory.mktemp("dagster-dev")
+    isolated_home = tmp_path / "home"
+    isolated_home.mkdir()
+    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", isolated_home / "dagster.yaml")
     port = free_port()
     log = tmp_path / "dagster-dev.log"
     env = {
@@ -63,11 +69,10 @@ def _graphql(url: str, query: str) -> dict:
 def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
     nodes = _graphql(dagster_dev, QUERY)["assetNodes"]
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert set(assets) == LINEAGE_ASSETS | {"local_endpoint"}
-    assert {n["groupName"] for n in nodes if n["assetKey"]["path"] != ["local_endpoint"]} == {
-        "training"
-    }
-    assert assets["local_endpoint"]["groupName"] == "deployment"
+    deployments = {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"}
+    assert set(assets) == LINEAGE_ASSETS | deployments
+    assert {assets[a]["groupName"] for a in LINEAGE_ASSETS} == {"training"}
+    assert {assets[a]["groupName"] for a in deployments} == {"deployment"}
     checks = {
         (asset, check["name"]): check["blocking"]
         for asset, node in assets.items()
@@ -81,16 +86,41 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
         ("penguins", "measurements_are_plausible"): True,
         ("penguins", "missing_values_are_bounded"): True,
         ("trained_model", "accuracy_threshold"): True,
-        ("local_endpoint", "serves_expected_version"): True,
-        ("local_endpoint", "smoke_predictions_valid"): True,
-        ("local_endpoint", "latency_under_bound"): True,
+        **{
+            (target, check): True
+            for target in deployments
+            for check in (
+                "serves_expected_version",
+                "smoke_predictions_valid",
+                "latency_under_bound",
+            )
+        },
     }
 
 
-def test_dagster_dev_offers_the_training_job(dagster_dev):
+def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor(dagster_dev):
     data = _graphql(
         dagster_dev,
-        "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }",
+        "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } "
+        "sensors { name minIntervalSeconds sensorState { status } } } } } }",
     )
-    jobs = {j["name"] for r in data["repositoriesOrError"]["nodes"] for j in r["jobs"]}
-    assert {"training_job", "local_endpoint_job"} <= jobs
+    [repository] = data["repositoriesOrError"]["nodes"]
+    assert {j["name"] for j in repository["jobs"]} >= {
+        "training_job", "local_endpoint_job", "deployment_job",
+    }  # fmt: skip
+    [sensor] = repository["sensors"]
+    assert sensor["name"] == "new_model_version_sensor"
+    assert sensor["minIntervalSeconds"] == 30
+    assert sensor["sensorState"]["status"] == "RUNNING"
+
+
+def test_a_disabled_cloud_target_says_how_to_enable_it(dagster_dev):
+    data = _graphql(
+        dagster_dev,
+        '{ assetNodeOrError(assetKey: {path: ["sagemaker_endpoint"]}) '
+        "{ ... on AssetNode { description } } }",
+    )
+    assert (
+        "set SAGEMAKER_EXECUTION_ROLE_ARN and SAGEMAKER_BUCKET"
+        in (data["assetNodeOrError"]["description"])
+    )
