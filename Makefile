@@ -60,6 +60,7 @@ bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/main_job.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/sensor.py
 
 clean:
 	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving
