@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import urllib.request
 import uuid
@@ -168,15 +167,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSt
         yield MlflowStore(f"http://127.0.0.1:{port}", None)
     finally:
         stop_process_group(process)
-
-
-@pytest.fixture
-def isolated_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME with the project's instance config, for subprocess tests."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
-    return home
 
 
 @pytest.fixture
