@@ -27,17 +27,10 @@ from pathlib import Path
 
 from common import PYTHON, REPO_ROOT, free_port, percentile
 
+from penguins_platform.ml.schema import SAMPLE_PENGUIN
+
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
-
-SAMPLE = {
-    "island": "Biscoe",
-    "culmen_length_mm": 48.6,
-    "culmen_depth_mm": 16.0,
-    "flipper_length_mm": 230.0,
-    "body_mass_g": 5800.0,
-    "sex": "MALE",
-}
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -96,7 +89,9 @@ def bench_prediction(network, transformers, pyfunc) -> None:
     ref_one = statistics.median(timed(lambda: reference(one), 200))
     fast_one = statistics.median(timed(lambda: model.predict(None, one), 2000))
     wrapped_one = statistics.median(timed(lambda: pyfunc.predict(one), 500))
-    records_one = statistics.median(timed(lambda: model.inference.predict_records([SAMPLE]), 2000))
+    records_one = statistics.median(
+        timed(lambda: model.inference.predict_records([SAMPLE_PENGUIN]), 2000)
+    )
     ratio = ref_one / fast_one
     print(f"pyfunc single-row p50: {ratio:.0f}x faster ({'meets' if ratio >= 10 else 'MISSES'} "
           f"target >= 10x)")  # fmt: skip
@@ -133,7 +128,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
 def load(url: str, clients: int, requests_per_client: int) -> tuple[float, list[float]]:
     """(requests per second, per-request latencies) for single-row requests."""
     host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"inputs": [SAMPLE]}).encode()
+    body = json.dumps({"inputs": [SAMPLE_PENGUIN]}).encode()
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()

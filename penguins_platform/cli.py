@@ -14,22 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.project import (
     DEFAULT_DATA_LOCATION,
     PROJECT_ROOT,
     default_tracking_uri,
     prepare_dagster_home,
 )
-
-# The reference program's sample request.
-SAMPLE_PENGUIN = {
-    "island": "Biscoe",
-    "culmen_length_mm": 48.6,
-    "culmen_depth_mm": 16.0,
-    "flipper_length_mm": 230.0,
-    "body_mass_g": 5800.0,
-    "sex": "MALE",
-}
 
 
 def parser() -> argparse.ArgumentParser:

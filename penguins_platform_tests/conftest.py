@@ -276,3 +276,26 @@ def registry(sqlite_store, trained_model):
         example = trained_model.penguins[list(schema.FEATURES)].head(2)
         packaging.log_pyfunc_model(run, broken, trained_model.transformers, example, name)
         yield instance, tracking
+
+
+def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Check name to passed, for every check a run evaluated."""
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.description
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    """The metadata values of the run's one materialization."""
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}

@@ -7,33 +7,18 @@ import pandas as pd
 import pytest
 
 from penguins_platform.assets.registry import CHAMPION_ALIAS, RegistrationGateError
+from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
+    check_outcomes,
     model_versions,
     run_training,
     tracking_resource,
 )
 
-SAMPLE = {
-    "island": "Biscoe",
-    "culmen_length_mm": 48.6,
-    "culmen_depth_mm": 16.0,
-    "flipper_length_mm": 230.0,
-    "body_mass_g": 5800.0,
-    "sex": "MALE",
-}
-
 
 def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
     return [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-
-
-def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +34,7 @@ def test_whole_lineage_materializes_and_every_check_passes(trained):
     result, *_ = trained
     assert result.success
     assert set(_materialized(result)) == LINEAGE_ASSETS
-    assert _checks(result) == {
+    assert check_outcomes(result) == {
         "required_columns": True,
         "measurements_are_numeric": True,
         "species_are_known": True,
@@ -83,12 +68,12 @@ def test_registered_model_loads_from_the_registry_and_predicts(trained):
     _, _, store, name = trained
     mlflow.set_tracking_uri(store.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION_ALIAS}")
-    answer = model.predict(pd.DataFrame([SAMPLE, {"island": "Dream"}]))
+    answer = model.predict(pd.DataFrame([SAMPLE_PENGUIN, {"island": "Dream"}]))
     assert answer["prediction"].tolist()[0] == "Gentoo"
     assert answer["confidence"].between(0, 1).all()
     assert len(answer) == 2, "a record with only an island still gets a prediction"
     signature = model.metadata.signature.inputs.to_dict()
-    assert {c["name"]: c["required"] for c in signature} == {k: False for k in SAMPLE}
+    assert {c["name"]: c["required"] for c in signature} == {k: False for k in SAMPLE_PENGUIN}
 
 
 def test_registered_model_pins_its_requirements_and_ships_no_dagster(trained):
@@ -176,7 +161,7 @@ def test_threshold_above_cv_accuracy_blocks_registration(
 ):
     result = run_training(instance, mlflow_tracking, threshold=0.99)
     assert not result.success
-    assert _checks(result)["accuracy_threshold"] is False
+    assert check_outcomes(result)["accuracy_threshold"] is False
     assert "registered_model_version" not in _materialized(result)
     assert "trained_model" in _materialized(result)
     assert model_versions(sqlite_store.tracking_uri, model_name) == []

@@ -22,3 +22,13 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     "flipper_length_mm": (150.0, 250.0),
     "body_mass_g": (2000.0, 7000.0),
 }
+
+# The reference program's sample request: a Gentoo.
+SAMPLE_PENGUIN = {
+    "island": "Biscoe",
+    "culmen_length_mm": 48.6,
+    "culmen_depth_mm": 16.0,
+    "flipper_length_mm": 230.0,
+    "body_mass_g": 5800.0,
+    "sex": "MALE",
+}

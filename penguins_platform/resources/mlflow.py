@@ -62,7 +62,7 @@ class MlflowTracking(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # A run fails fast here. A sensor tick has no run: it probes itself and skips instead,
         # because a resource that raises would crash the tick.
-        if context.dagster_run is not None:
+        if context.run is not None:
             self.ensure_reachable()
 
     def ensure_reachable(self) -> None:

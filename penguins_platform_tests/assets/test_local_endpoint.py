@@ -5,7 +5,12 @@ import pytest
 
 from penguins_platform.resources.local_endpoint import LocalEndpoint
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import definitions_with
+from penguins_platform_tests.conftest import (
+    check_descriptions,
+    check_outcomes,
+    definitions_with,
+    materialization_metadata,
+)
 from penguins_platform_tests.servers import free_port
 
 
@@ -26,34 +31,13 @@ def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
     )
 
 
-def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def _check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.description
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def _metadata(result: dg.ExecuteInProcessResult) -> dict:
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
-
-
 def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
     result = deploy(registry, endpoint)
     assert result.success
-    meta = _metadata(result)
+    meta = materialization_metadata(result)
     assert meta["serving_version"] == meta["attempted_version"] == "2"
     assert meta["url"] == endpoint.url
-    assert _checks(result) == {
+    assert check_outcomes(result) == {
         "serves_expected_version": True,
         "smoke_predictions_valid": True,
         "latency_under_bound": True,
@@ -69,7 +53,7 @@ def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
     pid = service.read_pid(endpoint.paths)
     result = deploy(registry, endpoint, version="1")
     assert result.success
-    meta = _metadata(result)
+    meta = materialization_metadata(result)
     assert (meta["action"], meta["previous_version"]) == ("swapped", "2")
     assert service.read_pid(endpoint.paths) == pid
     assert service.health(endpoint.url)["model_version"] == "1"
@@ -78,15 +62,15 @@ def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
 def test_redeploying_the_serving_version_changes_nothing(registry, endpoint):
     assert deploy(registry, endpoint, version="1").success
     result = deploy(registry, endpoint, version="1")
-    assert _metadata(result)["action"] == "unchanged"
+    assert materialization_metadata(result)["action"] == "unchanged"
 
 
 def test_a_version_failing_its_smoke_test_leaves_the_old_one_serving(registry, endpoint):
     assert deploy(registry, endpoint, version="2").success
     result = deploy(registry, endpoint, version="3")
     assert not result.success
-    assert _checks(result)["serves_expected_version"] is False
-    reason = _check_descriptions(result)["serves_expected_version"]
+    assert check_outcomes(result)["serves_expected_version"] is False
+    reason = check_descriptions(result)["serves_expected_version"]
     assert "refused version 3" in reason and "no valid probabilities" in reason
     assert "version 2 serves" in reason
     assert service.health(endpoint.url)["model_version"] == "2"
@@ -96,12 +80,12 @@ def test_a_failed_latency_check_puts_the_previous_version_back(registry, endpoin
     assert deploy(registry, endpoint, version="1").success
     result = deploy(registry, endpoint, version="2", latency_bound_ms=0.001)
     assert not result.success
-    assert _checks(result) == {
+    assert check_outcomes(result) == {
         "serves_expected_version": True,
         "smoke_predictions_valid": True,
         "latency_under_bound": False,
     }
-    assert _metadata(result)["serving_version"] == "1"
+    assert materialization_metadata(result)["serving_version"] == "1"
     assert service.health(endpoint.url)["model_version"] == "1"
 
 

@@ -11,7 +11,11 @@ from azure.ai.ml.constants._endpoint import EndpointInvokeFields
 from penguins_platform.ml.inference import InferenceModel
 from penguins_platform.resources.azure import AzureTarget
 from penguins_platform_tests.cloud.azure_fake import FakeAzureML, FakeCredential
-from penguins_platform_tests.conftest import definitions_with
+from penguins_platform_tests.conftest import (
+    check_outcomes,
+    definitions_with,
+    materialization_metadata,
+)
 
 WORKSPACE = dict(subscription_id="00000000-0000-0000-0000-000000000000",
                  resource_group="mlschool", workspace="main")  # fmt: skip
@@ -83,19 +87,6 @@ def deploy(registry, target, **config) -> dg.ExecuteInProcessResult:
     )
 
 
-def _checks(result) -> dict[str, bool]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def _metadata(result) -> dict:
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
-
-
 def _traffic(fake) -> dict:
     return fake.endpoints["penguins"]["properties"].get("traffic", {})
 
@@ -104,10 +95,10 @@ def test_creates_the_endpoint_and_moves_all_traffic_to_the_version(registry, tar
     fake, _ = service
     result = deploy(registry, target, version="2")
     assert result.success
-    assert _checks(result) == dict.fromkeys(
+    assert check_outcomes(result) == dict.fromkeys(
         ("serves_expected_version", "smoke_predictions_valid", "latency_under_bound"), True
     )
-    meta = _metadata(result)
+    meta = materialization_metadata(result)
     assert (meta["action"], meta["serving_version"]) == ("created", "2")
     assert meta["smoke_accuracy"] >= 0.8
     assert _traffic(fake) == {"penguins-2": 100}
@@ -119,7 +110,7 @@ def test_a_new_version_takes_the_traffic_and_the_old_deployment_goes(registry, t
     assert deploy(registry, target, version="1").success
     result = deploy(registry, target, version="2")
     assert result.success
-    assert _metadata(result)["previous_deployment"] == "penguins-1"
+    assert materialization_metadata(result)["previous_deployment"] == "penguins-1"
     assert _traffic(fake) == {"penguins-2": 100}
     assert set(fake.deployments["penguins"]) == {"penguins-2"}
 
@@ -129,7 +120,7 @@ def test_the_live_version_is_skipped(registry, target, service):
     assert deploy(registry, target, version="2").success
     puts = sum(1 for method, path in fake.calls if method == "PUT" and "/deployments/" in path)
     result = deploy(registry, target, version="2")
-    assert result.success and _metadata(result)["action"] == "unchanged"
+    assert result.success and materialization_metadata(result)["action"] == "unchanged"
     assert puts == sum(1 for m, p in fake.calls if m == "PUT" and "/deployments/" in p)
 
 
@@ -138,7 +129,7 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(registry, target, s
     assert deploy(registry, target, version="2").success
     result = deploy(registry, target, version="3")  # NaN weights
     assert not result.success
-    assert _checks(result)["smoke_predictions_valid"] is False
+    assert check_outcomes(result)["smoke_predictions_valid"] is False
     assert _traffic(fake) == {"penguins-2": 100}
     assert set(fake.deployments["penguins"]) == {"penguins-2"}, "the half-made one is removed"
 
@@ -189,4 +180,4 @@ def test_live_workspace_deploys_and_serves(registry):
         endpoint_name=os.environ.get("AZURE_ENDPOINT", "penguins-live-test"),
     )
     result = deploy(registry, target, version="2")
-    assert result.success, _checks(result)
+    assert result.success, check_outcomes(result)

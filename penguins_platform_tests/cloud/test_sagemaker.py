@@ -15,7 +15,12 @@ from penguins_platform.cloud.sagemaker import (
 from penguins_platform.resources.sagemaker import SageMakerTarget
 from penguins_platform_tests.cloud.conftest import BUCKET, SECRET, target
 from penguins_platform_tests.cloud.sagemaker_emulator import ACCOUNT
-from penguins_platform_tests.conftest import definitions_with, export_inference_model, fit_model
+from penguins_platform_tests.conftest import (
+    check_outcomes,
+    definitions_with,
+    export_inference_model,
+    fit_model,
+)
 from penguins_platform_tests.servers import free_port
 
 
@@ -164,18 +169,10 @@ def _deploy_asset(registry, resource, **config) -> dg.ExecuteInProcessResult:
     )
 
 
-def _checks(result) -> dict[str, bool]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
 def test_asset_deploys_and_passes_its_checks(emulator, moto_server, registry, capsys):
     result = _deploy_asset(registry, target(moto_server), version="2")
     assert result.success
-    assert _checks(result) == dict.fromkeys(
+    assert check_outcomes(result) == dict.fromkeys(
         ("serves_expected_version", "smoke_predictions_valid", "latency_under_bound"), True
     )
     [event] = result.get_asset_materialization_events()
@@ -192,7 +189,7 @@ def test_asset_rolls_back_a_version_that_fails_its_smoke_test(emulator, moto_ser
     assert _deploy_asset(registry, target(moto_server), version="2").success
     result = _deploy_asset(registry, target(moto_server), version="3")
     assert not result.success
-    assert _checks(result)["smoke_predictions_valid"] is False
+    assert check_outcomes(result)["smoke_predictions_valid"] is False
     assert deployer(target(moto_server)).served_version() == "2"
 
 

@@ -8,18 +8,10 @@ import uuid
 
 import pytest
 
+from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.serving import service
 from penguins_platform_tests.conftest import feature_records
 from penguins_platform_tests.servers import HttpClient
-
-SAMPLE = {
-    "island": "Biscoe",
-    "culmen_length_mm": 48.6,
-    "culmen_depth_mm": 16.0,
-    "flipper_length_mm": 230.0,
-    "body_mass_g": 5800.0,
-    "sex": "MALE",
-}
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def test_health_ping_and_version_answer(client):
 
 
 def test_the_reference_sample_is_a_gentoo(client):
-    status, body = client.predict([SAMPLE])
+    status, body = client.predict([SAMPLE_PENGUIN])
     assert status == 200
     assert body["predictions"][0]["prediction"] == "Gentoo"
     assert body["predictions"][0]["flags"] == []
@@ -104,13 +96,15 @@ def test_an_empty_list_is_an_empty_answer(client):
 
 
 def test_unicode_garbage_in_a_category_is_predicted_and_flagged(client):
-    status, body = client.predict([{**SAMPLE, "island": "\u202e\U0001f427\x00ïsland"}])
+    status, body = client.predict([{**SAMPLE_PENGUIN, "island": "\u202e\U0001f427\x00ïsland"}])
     assert status == 200
     assert body["predictions"][0]["flags"][0].startswith("unknown island")
 
 
 def test_absurd_magnitudes_are_predicted_and_flagged(client):
-    status, body = client.predict([{**SAMPLE, "body_mass_g": -3.0, "flipper_length_mm": 1e12}])
+    status, body = client.predict(
+        [{**SAMPLE_PENGUIN, "body_mass_g": -3.0, "flipper_length_mm": 1e12}]
+    )
     assert status == 200
     flags = body["predictions"][0]["flags"]
     assert any("body_mass_g -3" in f for f in flags)
@@ -118,13 +112,13 @@ def test_absurd_magnitudes_are_predicted_and_flagged(client):
 
 
 def test_unknown_island_and_sex_are_predicted_and_flagged(client):
-    status, body = client.predict([{**SAMPLE, "island": "Atlantis", "sex": "UNKNOWN"}])
+    status, body = client.predict([{**SAMPLE_PENGUIN, "island": "Atlantis", "sex": "UNKNOWN"}])
     assert status == 200
     assert body["predictions"][0]["flags"] == ["unknown island 'Atlantis'", "unknown sex 'UNKNOWN'"]
 
 
 def test_extra_fields_are_ignored_and_reported(client):
-    status, body = client.predict([{**SAMPLE, "colour": "black", "tag": 7}])
+    status, body = client.predict([{**SAMPLE_PENGUIN, "colour": "black", "tag": 7}])
     assert status == 200
     assert body["ignored_fields"] == ["colour", "tag"]
     assert body["predictions"][0]["prediction"] == "Gentoo"
@@ -147,7 +141,7 @@ def test_server_stays_healthy_after_every_bad_request(endpoint):
     http = HttpClient(endpoint.url)
     for body, content_type, _, _ in BAD_REQUESTS.values():
         http.request("POST", "/invocations", body, content_type)
-    status, answer = http.predict([SAMPLE])
+    status, answer = http.predict([SAMPLE_PENGUIN])
     http.close()
     assert status == 200 and answer["predictions"][0]["prediction"] == "Gentoo"
     assert service.health(endpoint.url)["status"] == "ok"
@@ -182,7 +176,9 @@ def test_capture_keeps_exactly_one_row_per_prediction_under_load(fresh_endpoint)
     def run(k: int) -> None:
         http = HttpClient(fresh_endpoint.url)
         for i in range(500):
-            status, _ = http.predict([{**SAMPLE, "body_mass_g": 4000.0 + i, "sex": f"c{k}"}])
+            status, _ = http.predict(
+                [{**SAMPLE_PENGUIN, "body_mass_g": 4000.0 + i, "sex": f"c{k}"}]
+            )
             assert status == 200
         http.close()
 
@@ -214,7 +210,7 @@ def test_a_failing_capture_store_never_fails_a_request(model_dir, tmp_path):
     running = start_endpoint(tmp_path / "state", model_dir, capture_uri=f"sqlite:///{blocked}")
     try:
         http = HttpClient(running.url)
-        statuses = [http.predict([SAMPLE])[0] for _ in range(20)]
+        statuses = [http.predict([SAMPLE_PENGUIN])[0] for _ in range(20)]
         http.close()
         assert statuses == [200] * 20
         counters = _wait_for_capture(running.url, expected=20)
@@ -243,7 +239,7 @@ def test_capture_switched_off_writes_nothing(model_dir, tmp_path):
     running = start_endpoint(tmp_path / "state", model_dir, capture=False)
     try:
         http = HttpClient(running.url)
-        assert http.predict([SAMPLE])[0] == 200
+        assert http.predict([SAMPLE_PENGUIN])[0] == 200
         http.close()
         assert service.health(running.url)["capture"]["enabled"] is False
     finally:
