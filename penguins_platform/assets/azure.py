@@ -7,13 +7,13 @@ import dagster as dg
 
 from penguins_platform.assets.deployment import (
     GROUP,
+    CloudDeploymentConfig,
     deployment_check_results,
     deployment_check_specs,
     smoke_metadata,
     smoke_records,
 )
 from penguins_platform.assets.registry import registered_model_version
-from penguins_platform.assets.sagemaker import CloudDeploymentConfig
 from penguins_platform.resources.azure import ENABLE_HINT, AzureTarget
 from penguins_platform.resources.mlflow import MlflowTracking
 

@@ -41,6 +41,12 @@ class DeploymentConfig(dg.Config):
     )
 
 
+class CloudDeploymentConfig(DeploymentConfig):
+    latency_bound_ms: float = Field(
+        default=2000.0, gt=0, description="p99 single-row latency above which the check fails."
+    )
+
+
 def deployment_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(name, asset=asset, blocking=True, description=description)

@@ -4,11 +4,10 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
 
 from penguins_platform.assets.deployment import (
     GROUP,
-    DeploymentConfig,
+    CloudDeploymentConfig,
     deployment_check_results,
     deployment_check_specs,
     smoke_metadata,
@@ -21,12 +20,6 @@ from penguins_platform.resources.sagemaker import ENABLE_HINT, SageMakerTarget
 # Throttling that outlasts boto3's own retries is retried by Dagster, this long apart.
 THROTTLE_RETRIES = 3
 THROTTLE_WAIT_SECONDS = 30.0
-
-
-class CloudDeploymentConfig(DeploymentConfig):
-    latency_bound_ms: float = Field(
-        default=2000.0, gt=0, description="p99 single-row latency above which the check fails."
-    )
 
 
 @dg.asset(
