@@ -85,7 +85,11 @@ def new_model_version_sensor(
                 },
                 tags={
                     "penguins/model_version": str(newest),
-                    "penguins/superseded": ",".join(map(str, superseded)),
+                    **(
+                        {"penguins/superseded": ",".join(map(str, superseded))}
+                        if superseded
+                        else {}
+                    ),
                 },
             )
         ],

@@ -68,6 +68,7 @@ def test_a_new_version_requests_one_deployment_run(instance, mlflow_tracking, tr
     assert request.run_key == f"{mlflow_tracking.registered_model_name}-v1"
     assert request.asset_selection == [dg.AssetKey("local_endpoint")]
     assert request.run_config == {"ops": {"local_endpoint": {"config": {"version": "1"}}}}
+    assert "penguins/superseded" not in request.tags
     assert json.loads(result.cursor)["last_version"] == 1
 
 
