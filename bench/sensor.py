@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -124,11 +123,9 @@ def main() -> None:
         print(f"  the same swap + smoke test called directly: {direct:.2f} s "
               f"(redeploy run = {rows[1][2] / direct:.1f}x that)")  # fmt: skip
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
+        from penguins_platform.serving.service import terminate_group
+
+        terminate_group(dev.pid, grace_seconds=20)
         subprocess.run([PYTHON, "-m", "penguins_platform", "stop"], env=env, cwd=REPO_ROOT,
                        capture_output=True)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)

@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -200,11 +199,7 @@ def bench_servers(work: Path, env: dict[str, str], model_dir: Path) -> None:
                       f"p99 {percentile(latencies, 0.99) * 1e3:.2f} ms")  # fmt: skip
     finally:
         service.stop(ours)
-        os.killpg(mlflow_server.pid, signal.SIGTERM)
-        try:
-            mlflow_server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(mlflow_server.pid, signal.SIGKILL)
+        service.terminate_group(mlflow_server.pid)
 
 
 def main() -> None:

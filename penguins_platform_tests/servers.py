@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from penguins_platform.serving.service import terminate_group
 
 
 def free_port() -> int:
@@ -27,34 +27,9 @@ def start_process(command: list[str], log: Path, **kwargs) -> subprocess.Popen:
 
 
 def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever outlives the grace period.
-
-    Signalling the parent alone is not enough: `dagster dev` and `mlflow server` leave
-    children (webserver, daemon, workers) running.
-    """
-    try:
-        group = os.getpgid(process.pid)
-    except ProcessLookupError:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline:
-            if process.poll() is not None and not _group_alive(group):
-                return
-            time.sleep(0.1)
+    """Stop `process` and every child in its session (see `service.terminate_group`)."""
+    terminate_group(process.pid, grace_seconds)
     process.wait(timeout=5)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:

@@ -6,6 +6,7 @@ token live in one state folder, so any later process can find and manage it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -169,35 +170,39 @@ def swap(url: str, paths: EndpointPaths, model_dir: Path, version: str) -> dict[
 
 
 def stop(paths: EndpointPaths, timeout: float = 15.0) -> bool:
-    """SIGTERM the server's process group (it flushes capture), SIGKILL if it hangs."""
+    """Stop the server found in `paths` (it flushes capture on SIGTERM); False if none ran."""
     pid = read_pid(paths)
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
         return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                paths.pid_file.unlink(missing_ok=True)
-                return True
-            time.sleep(0.05)
+    terminate_group(pid, timeout)
     paths.pid_file.unlink(missing_ok=True)
     return True
 
 
-def _alive(pid: int) -> bool:
+def terminate_group(leader: int, grace_seconds: float = 15.0) -> None:
+    """SIGTERM the process group `leader` heads, then SIGKILL whatever outlives the grace.
+
+    The whole group, because servers such as `dagster dev` and `mlflow server` leave children
+    running when only the parent is signalled.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(leader, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            if not _group_alive(leader):
+                return
+            time.sleep(0.05)
+
+
+def _group_alive(leader: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(leader, os.WNOHANG)  # reap our own child, or it lingers as a zombie
     try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
+        os.killpg(leader, 0)
     except ProcessLookupError:
         return False
     return True
