@@ -33,7 +33,6 @@ class SmokeResult:
     answers: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     latencies_ms: list[float] = field(default_factory=list)
-    reported_version: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -77,8 +76,6 @@ def smoke_test(invoke: Invoke, records: list[dict[str, Any]], latency_requests: 
     try:
         body = invoke(records)
         result.answers = check_answers(predictions_of(body), len(records))
-        if isinstance(body, dict) and body.get("model_version") is not None:
-            result.reported_version = str(body["model_version"])
         for i in range(latency_requests):
             start = time.perf_counter()
             check_answers(predictions_of(invoke([records[i % len(records)]])), 1)
