@@ -120,6 +120,18 @@ def definitions_with(**resources) -> dg.Definitions:
     )
 
 
+def run_deployment(registry, asset: str, resources: dict, **config) -> dg.ExecuteInProcessResult:
+    """Materialize one deployment asset with `config`, against the `registry` fixture's store."""
+    instance, tracking = registry
+    defs = definitions_with(mlflow=tracking, **resources)
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        run_config={"ops": {asset: {"config": config}}},
+        instance=instance,
+        asset_selection=[dg.AssetKey(asset)],
+        raise_on_error=False,
+    )
+
+
 def run_training(
     instance: dg.DagsterInstance,
     mlflow_tracking: MlflowTracking,

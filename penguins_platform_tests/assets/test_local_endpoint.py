@@ -8,8 +8,8 @@ from penguins_platform.serving import service
 from penguins_platform_tests.conftest import (
     check_descriptions,
     check_outcomes,
-    definitions_with,
     materialization_metadata,
+    run_deployment,
 )
 from penguins_platform_tests.servers import free_port
 
@@ -22,13 +22,7 @@ def endpoint(tmp_path_factory):
 
 
 def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
-    instance, tracking = registry
-    test_defs = definitions_with(mlflow=tracking, endpoint=endpoint)
-    return test_defs.resolve_job_def("local_endpoint_job").execute_in_process(
-        run_config={"ops": {"local_endpoint": {"config": config}}},
-        instance=instance,
-        raise_on_error=False,
-    )
+    return run_deployment(registry, "local_endpoint", {"endpoint": endpoint}, **config)
 
 
 def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):

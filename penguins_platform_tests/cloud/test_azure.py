@@ -13,8 +13,8 @@ from penguins_platform.resources.azure import AzureTarget
 from penguins_platform_tests.cloud.azure_fake import FakeAzureML, FakeCredential
 from penguins_platform_tests.conftest import (
     check_outcomes,
-    definitions_with,
     materialization_metadata,
+    run_deployment,
 )
 
 WORKSPACE = dict(subscription_id="00000000-0000-0000-0000-000000000000",
@@ -77,14 +77,7 @@ def target(service):
 
 
 def deploy(registry, target, **config) -> dg.ExecuteInProcessResult:
-    instance, tracking = registry
-    defs = definitions_with(mlflow=tracking, azure=target)
-    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        run_config={"ops": {"azure_endpoint": {"config": config}}},
-        instance=instance,
-        asset_selection=[dg.AssetKey("azure_endpoint")],
-        raise_on_error=False,
-    )
+    return run_deployment(registry, "azure_endpoint", {"azure": target}, **config)
 
 
 def _traffic(fake) -> dict:

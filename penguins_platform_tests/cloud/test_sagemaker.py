@@ -17,9 +17,9 @@ from penguins_platform_tests.cloud.conftest import BUCKET, SECRET, target
 from penguins_platform_tests.cloud.sagemaker_emulator import ACCOUNT
 from penguins_platform_tests.conftest import (
     check_outcomes,
-    definitions_with,
     export_inference_model,
     fit_model,
+    run_deployment,
 )
 from penguins_platform_tests.servers import free_port
 
@@ -159,14 +159,7 @@ def test_without_the_image_in_ecr_the_error_says_how_to_push_it(
 
 
 def _deploy_asset(registry, resource, **config) -> dg.ExecuteInProcessResult:
-    instance, tracking = registry
-    defs = definitions_with(mlflow=tracking, sagemaker=resource)
-    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        run_config={"ops": {"sagemaker_endpoint": {"config": config}}},
-        instance=instance,
-        asset_selection=[dg.AssetKey("sagemaker_endpoint")],
-        raise_on_error=False,
-    )
+    return run_deployment(registry, "sagemaker_endpoint", {"sagemaker": resource}, **config)
 
 
 def test_asset_deploys_and_passes_its_checks(emulator, moto_server, registry, capsys):
