@@ -12,6 +12,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# Measure this checkout, whatever the virtualenv's editable install points at.
+sys.path.insert(0, str(REPO_ROOT))
 
 
 def wall_time(command: list[str], env: dict[str, str] | None = None) -> float:
@@ -46,16 +48,3 @@ def report(title: str, baseline: str, candidate: str, samples: dict[str, list[fl
         values = ", ".join(f"{v:.2f}" for v in samples[name])
         print(f"  {name}: median {statistics.median(samples[name]):.2f} s  [{values}]")
     return ratio
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

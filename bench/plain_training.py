@@ -18,12 +18,14 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from penguins_platform import defaults
 from penguins_platform.ml import packaging, schema
 from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
 from penguins_platform.ml.evaluation import cross_validate
 from penguins_platform.ml.features import FittedTransformers
 from penguins_platform.ml.model import TrainingParameters, train_model
 from penguins_platform.project import PROJECT_ROOT
+from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG
 
 
 def main() -> None:
@@ -31,15 +33,21 @@ def main() -> None:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, registry_uri=uri)
-    experiment = client.get_experiment_by_name("penguins") or client.get_experiment(
-        client.create_experiment("penguins", os.environ.get("MLFLOW_ARTIFACT_LOCATION"))
+    name = defaults.EXPERIMENT_NAME
+    experiment = client.get_experiment_by_name(name) or client.get_experiment(
+        client.create_experiment(name, os.environ.get("MLFLOW_ARTIFACT_LOCATION"))
     )
     parent = client.create_run(experiment.experiment_id, run_name="plain").info.run_id
 
     path = PROJECT_ROOT / "data" / "penguins.csv"
-    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=42)
+    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=defaults.SEED)
     transformers = FittedTransformers.fit(penguins)
-    parameters = TrainingParameters()
+    parameters = TrainingParameters(
+        epochs=defaults.EPOCHS,
+        batch_size=defaults.BATCH_SIZE,
+        learning_rate=defaults.LEARNING_RATE,
+        seed=defaults.SEED,
+    )
 
     def on_fold_end(score) -> None:
         fold = client.create_run(
@@ -49,17 +57,18 @@ def main() -> None:
         client.log_metric(fold, "loss", score.loss)
         client.set_terminated(fold)
 
-    scores = cross_validate(penguins, 5, parameters, on_fold_end=on_fold_end)
+    scores = cross_validate(penguins, defaults.FOLDS, parameters, on_fold_end=on_fold_end)
     client.log_metric(parent, "cv_accuracy_mean", scores.accuracy_mean)
     x = transformers.transform_features(penguins)
     model, history = train_model(x, transformers.encode_target(penguins), parameters)
     for step, loss in enumerate(history.loss):
         client.log_metric(parent, "train_loss", loss, step=step)
-    if scores.accuracy_mean < 0.7:
+    if scores.accuracy_mean < defaults.THRESHOLD:
         raise SystemExit("below threshold")
-    example = penguins[list(schema.FEATURES)].head(5).reset_index(drop=True)
-    version = packaging.log_pyfunc_model(parent, model, transformers, example, "penguins")
-    packaging.publish_version(client, "penguins", version, {"checks_passed": "true"}, "champion")
+    example = penguins[list(schema.FEATURES)].head(defaults.EXAMPLE_ROWS).reset_index(drop=True)
+    name = defaults.MODEL_NAME
+    version = packaging.log_pyfunc_model(parent, model, transformers, example, name)
+    packaging.publish_version(client, name, version, {CHECKS_PASSED_TAG: "true"}, CHAMPION_ALIAS)
     client.set_terminated(parent)
     print(f"registered version {version}: accuracy {scores.accuracy_mean:.4f}")
 

@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PYTHON, REPO_ROOT, free_port
+from common import PYTHON, REPO_ROOT
+
+from penguins_platform import defaults
+from penguins_platform_tests.servers import free_port
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -54,27 +57,31 @@ def registered_at(env: dict[str, str], version: str) -> float:
     uri = env["MLFLOW_TRACKING_URI"]
     return (
         MlflowClient(uri, registry_uri=uri)
-        .get_model_version("penguins", version)
+        .get_model_version(defaults.MODEL_NAME, version)
         .creation_timestamp
         / 1000
     )
 
 
 def direct_redeploy(env: dict[str, str], version: str) -> float:
-    """The same swap and smoke test, called directly: the floor for a redeploy."""
-    from penguins_platform.resources.local_endpoint import LocalEndpoint, inference_dir
-    from penguins_platform.resources.mlflow import MlflowTracking
-    from penguins_platform.serving import service
-    from penguins_platform.serving.smoke import http_invoker, smoke_test
+    """The same download, swap and smoke test, called directly: the floor for a redeploy."""
+    import tempfile
 
-    endpoint = LocalEndpoint(
+    from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+    from penguins_platform.deploy.smoke import smoke_test
+    from penguins_platform.tracking.store import MlflowStore
+
+    settings = LocalEndpointSettings(
         port=int(env["PENGUINS_ENDPOINT_PORT"]), state_dir=env["PENGUINS_ENDPOINT_STATE_DIR"]
     )
-    mlflow = MlflowTracking(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    target = LocalTarget(settings, defaults.MODEL_NAME)
+    store = MlflowStore(tracking_uri=env["MLFLOW_TRACKING_URI"])
     start = time.perf_counter()
-    model_dir = mlflow.download_model(version, endpoint.paths.models_dir)
-    service.swap(endpoint.url, endpoint.paths, inference_dir(model_dir), version)
-    result = smoke_test(http_invoker(endpoint.url), [{"island": "Dream"}] * 5, 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        deployment = target.deploy(version, store.download_model(version, Path(tmp)))
+    result = smoke_test(
+        lambda records: target.invoke(records, deployment), [{"island": "Dream"}] * 5, 20
+    )
     if not result.valid:
         raise SystemExit(result.error)
     return time.perf_counter() - start

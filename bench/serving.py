@@ -17,18 +17,19 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from common import PYTHON, REPO_ROOT, free_port, percentile
+from common import PYTHON, REPO_ROOT
 
+from penguins_platform import defaults
+from penguins_platform.deploy.smoke import percentile
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
+from penguins_platform_tests.servers import free_port
 
-sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
@@ -63,10 +64,10 @@ def model_paths(env: dict[str, str]):
     from penguins_platform.ml.model import import_keras
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri="models:/penguins/1"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{defaults.MODEL_NAME}/1"))
     network = import_keras().models.load_model(local / "artifacts" / "model.keras")
     transformers = joblib.load(local / "artifacts" / "transformers.joblib")
-    pyfunc = mlflow.pyfunc.load_model("models:/penguins/1")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{defaults.MODEL_NAME}/1")
     return local, network, transformers, pyfunc
 
 
@@ -171,15 +172,16 @@ def bench_servers(work: Path, env: dict[str, str], model_dir: Path) -> None:
     }  # fmt: skip
     mlflow_log = (work / "mlflow-serve.log").open("wb")
     mlflow_server = subprocess.Popen(
-        [str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m", "models:/penguins/1",
+        [str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m", f"models:/{defaults.MODEL_NAME}/1",
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)],
         env=mlflow_env, stdout=mlflow_log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        service.start(
-            ours, model_dir, "1", "127.0.0.1", int(our_url.rsplit(":", 1)[1]),
-            f"sqlite:///{work / 'capture.db'}", 10_000, 5 << 20,
+        options = service.ServerOptions(
+            "127.0.0.1", int(our_url.rsplit(":", 1)[1]), f"sqlite:///{work / 'capture.db'}",
+            defaults.MAX_ROWS, defaults.MAX_BODY_BYTES,
         )  # fmt: skip
+        service.start(ours, model_dir, "1", defaults.MODEL_NAME, options)
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         wait_for(f"{mlflow_url}/ping", mlflow_server)
         results = {}

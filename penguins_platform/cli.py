@@ -2,25 +2,33 @@
 
 It materializes the training lineage into the local Dagster instance (the one `make dev`
 opens), then prints the registered version and its cross-validated accuracy. Every knob
-of the launchpad is a flag here too.
+of the launchpad is a flag here too; a flag left out keeps the launchpad's default.
+
+The terminal shows the platform's own progress lines and, when a run fails, a short summary
+of why. Dagster's full log, stack traces included, stays on the run's page in the UI, and
+`--verbose` prints it here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from penguins_platform import defaults
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
-from penguins_platform.project import (
-    DEFAULT_DATA_LOCATION,
-    PROJECT_ROOT,
-    default_tracking_uri,
-    prepare_dagster_home,
-)
+from penguins_platform.project import PROJECT_ROOT, default_tracking_uri, prepare_dagster_home
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from penguins_platform.defs.resources import LocalEndpoint
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,18 +37,26 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="materialize the training lineage",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Materialize the training lineage. Every flag defaults to the launchpad's.",
     )
-    train.add_argument(
-        "--data", default=DEFAULT_DATA_LOCATION, help="CSV file, folder or s3:// prefix"
-    )
-    train.add_argument("--threshold", type=float, default=0.7, help="minimum mean CV accuracy")
-    train.add_argument("--epochs", type=int, default=50, help="passes over the data per fit")
-    train.add_argument("--batch-size", type=int, default=32, help="rows per SGD step")
-    train.add_argument("--learning-rate", type=float, default=0.01, help="SGD learning rate")
-    train.add_argument("--folds", type=int, default=5, help="cross-validation folds")
-    train.add_argument("--seed", type=int, default=42, help="seed of shuffle, weights, folds")
-    serve = commands.add_parser("serve", help="serve the champion on the local endpoint")
+    knob = train.add_argument
+    knob("--data", help=f"CSV file, folder or s3:// prefix (default {defaults.DATA_LOCATION})")
+    knob("--threshold", type=float, help=f"minimum mean CV accuracy ({defaults.THRESHOLD})")
+    knob("--epochs", type=int, help=f"passes over the data per fit ({defaults.EPOCHS})")
+    knob("--batch-size", type=int, help=f"rows per SGD step ({defaults.BATCH_SIZE})")
+    knob("--learning-rate", type=float, help=f"SGD learning rate ({defaults.LEARNING_RATE})")
+    knob("--folds", type=int, help=f"cross-validation folds ({defaults.FOLDS})")
+    knob("--seed", type=int, help=f"seed of shuffle, weights, folds ({defaults.SEED})")
+    for command in (train, serve := commands.add_parser("serve", help="serve on the endpoint")):
+        command.add_argument(
+            "--max-runtime",
+            type=float,
+            help="stop the run after this many seconds (default: the job's dagster/max_runtime)",
+        )
+        command.add_argument(
+            "--verbose", action="store_true", help="print Dagster's whole log, as the UI shows it"
+        )
+    serve.description = "Serve the champion, or a chosen version, on the local endpoint."
     serve.add_argument("--version", default=None, help="serve this version, not the champion")
     commands.add_parser("stop", help="stop the local endpoint")
     sample = commands.add_parser("sample", help="send the reference's sample request")
@@ -52,38 +68,133 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class RunTimedOut(Exception):
+    """The run outlived its `dagster/max_runtime` and was interrupted."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the in-process run after `seconds`, as the daemon's run monitoring would a
+    launched one: Dagster turns the interrupt into a failed run, and this raises."""
+    expired = threading.Event()
+
+    def interrupt() -> None:
+        expired.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(seconds, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except KeyboardInterrupt:
+        if expired.is_set():
+            raise RunTimedOut from None
+        raise
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise RunTimedOut
+
+
+def execute(
+    job_name: str, run_config: dg.RunConfig | dict[str, object], args: argparse.Namespace
+) -> dg.ExecuteInProcessResult | None:
+    """Run `job_name` in this process on the local instance; None when it ran out of time."""
+    import dagster as dg
+
+    from penguins_platform.definitions import defs
+    from penguins_platform.defs import event_log
+    from penguins_platform.defs.jobs import MAX_RUNTIME_TAG
+
+    job = defs.resolve_job_def(job_name)
+    if not args.verbose:
+        job = event_log.with_quiet_console(job)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow's chatter is its own
+    limit = args.max_runtime or float(job.tags[MAX_RUNTIME_TAG])
+    with dg.DagsterInstance.get() as instance:
+        try:
+            with time_limit(limit):
+                return job.execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    tags={MAX_RUNTIME_TAG: f"{limit:g}"},
+                    raise_on_error=False,
+                )
+        except RunTimedOut:
+            print(
+                f"{job_name} ran over its limit of {limit:g} s ({MAX_RUNTIME_TAG}) and was "
+                "stopped; raise it with --max-runtime",
+                file=sys.stderr,
+            )
+            return None
+
+
+def train(args: argparse.Namespace) -> int:
+    prepare_dagster_home()
+    from penguins_platform.defs.jobs import training_run_config
+
+    run_config = training_run_config(
+        data=args.data,
+        threshold=args.threshold,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        folds=args.folds,
+        seed=args.seed,
+        log_level="DEBUG" if args.verbose else "INFO",
+    )
+    result = execute("training_job", run_config, args)
+    if result is None:
+        return 1
+    if not result.success:
+        return report_failure("Training", result)
+    version = result.output_for_node("registered_model_version")
+    scores = result.output_for_node("cross_validation_scores")
+    print(
+        f"Registered penguins version {version}: cross-validated accuracy "
+        f"{scores.accuracy_mean:.4f} ± {scores.accuracy_std:.4f} (run {result.run_id})"
+    )
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Materialize `local_endpoint` on the local instance, so the deployment shows in the UI."""
     prepare_dagster_home()
     import dagster as dg
 
-    from penguins_platform.definitions import defs
+    from penguins_platform.defs import event_log
 
     config = {"version": args.version} if args.version else {}
-    run_config = {
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        "ops": {"local_endpoint": {"config": config}},
-    }
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("local_endpoint_job").execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False
-        )
-    if not result.success:
-        print(f"Deployment run {result.run_id} failed:", file=sys.stderr)
-        for reason in failure_reasons(result.all_events):
-            print(f"  {reason}", file=sys.stderr)
+    run_config = {"ops": {"local_endpoint": {"config": config}}}
+    if args.verbose:
+        run_config["loggers"] = {"console": {"config": {"log_level": "DEBUG"}}}
+    result = execute("local_endpoint_job", run_config, args)
+    if result is None:
         return 1
-    [event] = result.get_asset_materialization_events()
-    deployed = event.step_materialization_data.materialization.metadata
+    if not result.success:
+        return report_failure("Deployment", result)
+    deployed = event_log.materialized_metadata(result, dg.AssetKey("local_endpoint"))
     endpoint = local_endpoint()
     print(
-        f"Serving penguins version {deployed['serving_version'].value} at {endpoint.url} "
+        f"Serving penguins version {deployed['serving_version']} at {endpoint.url} "
         f"(log {endpoint.paths.log_file}); `make sample` to try it, `make stop` to stop it."
     )
     return 0
 
 
-def local_endpoint() -> Any:
+def report_failure(kind: str, result: dg.ExecuteInProcessResult) -> int:
+    """Print why a run failed, one line a reason, and where its whole log is."""
+    from penguins_platform.defs import event_log
+
+    print(f"{kind} run {result.run_id} failed:", file=sys.stderr)
+    for reason in event_log.failure_reasons(result.all_events):
+        print(f"  {reason}", file=sys.stderr)
+    print("The run's page in `make dev` has its whole log; `--verbose` prints it.", file=sys.stderr)
+    return 1
+
+
+def local_endpoint() -> LocalEndpoint:
     """The endpoint resource as the definitions configure it, with its EnvVars resolved."""
     from penguins_platform.definitions import defs
 
@@ -91,8 +202,10 @@ def local_endpoint() -> Any:
 
 
 def stop(args: argparse.Namespace) -> int:
+    from penguins_platform.serving import service
+
     endpoint = local_endpoint()
-    stopped = endpoint.stop()
+    stopped = service.stop(endpoint.paths)
     print(f"Stopped the endpoint at {endpoint.url}." if stopped else "No endpoint was running.")
     return 0
 
@@ -135,75 +248,6 @@ def mlflow_ui(args: argparse.Namespace) -> int:
         "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1",
     ]  # fmt: skip
     os.execv(command[0], command)
-
-
-def train(args: argparse.Namespace) -> int:
-    prepare_dagster_home()
-    import dagster as dg
-
-    from penguins_platform.definitions import defs
-    from penguins_platform.jobs import training_run_config
-
-    job = defs.resolve_job_def("training_job")
-    with dg.DagsterInstance.get() as instance:
-        run_config = training_run_config(
-            data=args.data,
-            threshold=args.threshold,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            folds=args.folds,
-            seed=args.seed,
-        )
-        result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False
-        )
-        return report(result)
-
-
-def report(result: Any) -> int:
-    """Print what a user needs after `make train`: the version, or why there is none."""
-    if result.success:
-        version = result.output_for_node("registered_model_version")
-        scores = result.output_for_node("cross_validation_scores")
-        print(
-            f"Registered penguins version {version}: cross-validated accuracy "
-            f"{scores.accuracy_mean:.4f} ± {scores.accuracy_std:.4f} (run {result.run_id})"
-        )
-        return 0
-    print(f"Training run {result.run_id} failed:", file=sys.stderr)
-    for reason in failure_reasons(result.all_events):
-        print(f"  {reason}", file=sys.stderr)
-    return 1
-
-
-def failure_reasons(events: Sequence[Any]) -> list[str]:
-    """One line per failed check, failed step or failed resource, with the user-level error."""
-    reasons = []
-    for event in events:
-        kind = event.event_type_value
-        if kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
-            evaluation = event.event_specific_data
-            reasons.append(
-                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed: "
-                f"{evaluation.description}"
-            )
-        elif kind == "STEP_FAILURE":
-            error = root_error(event.step_failure_data.error)
-            if error is not None and error.cls_name != "DagsterAssetCheckFailedError":
-                reasons.append(f"step {event.step_key} failed: {error.message.strip()}")
-        elif kind == "RESOURCE_INIT_FAILURE":
-            error = root_error(event.event_specific_data.error)
-            if error is not None:
-                reasons.append(f"resources could not start: {error.message.strip()}")
-    return reasons or ["the run failed before any step; see the log above"]
-
-
-def root_error(error: Any) -> Any:
-    """Skip Dagster's wrapper errors down to the exception the user's code raised."""
-    while error is not None and error.cls_name.startswith("Dagster") and error.cause is not None:
-        error = error.cause
-    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:

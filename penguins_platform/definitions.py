@@ -1,16 +1,16 @@
-"""The platform's index: every asset, check, job and resource, in lineage order.
+"""The platform's index: every asset, check, job, sensor and resource, in lineage order.
 
 Executor: the in-process executor runs every step in one process. keras+jax, mlflow and
 scikit-learn cost seconds to import; the multiprocess executor would pay that again in
 every step, which is slower than the training itself on this data.
-"""
 
-import os
+Resources take their settings from the environment variables named below when those are set
+(the UI then shows the variable, not its value), and from their declared defaults otherwise.
+"""
 
 import dagster as dg
 
-from penguins_platform.assets.azure import azure_endpoint
-from penguins_platform.assets.data import (
+from penguins_platform.defs.data import (
     categories_are_known,
     measurements_are_numeric,
     measurements_are_plausible,
@@ -20,33 +20,25 @@ from penguins_platform.assets.data import (
     required_columns,
     species_are_known,
 )
-from penguins_platform.assets.deployment import local_endpoint
-from penguins_platform.assets.registry import registered_model_version
-from penguins_platform.assets.sagemaker import sagemaker_endpoint
-from penguins_platform.assets.training import (
+from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
+from penguins_platform.defs.jobs import deployment_job, local_endpoint_job, training_job
+from penguins_platform.defs.registry import registered_model_version
+from penguins_platform.defs.resources import (
+    AzureMLEndpoint,
+    LocalEndpoint,
+    MlflowTracking,
+    S3Storage,
+    SageMakerEndpoint,
+    from_env,
+)
+from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.defs.training import (
     accuracy_threshold,
     cross_validation_scores,
     feature_transformer,
     trained_model,
 )
-from penguins_platform.jobs import deployment_job, local_endpoint_job, training_job
-from penguins_platform.project import (
-    DEFAULT_SERVING_DIR,
-    default_tracking_uri,
-    prepare_jax_cache,
-)
-from penguins_platform.resources.azure import AzureTarget
-from penguins_platform.resources.local_endpoint import LocalEndpoint
-from penguins_platform.resources.mlflow import MlflowTracking
-from penguins_platform.resources.s3 import S3Storage
-from penguins_platform.resources.sagemaker import SageMakerTarget
-from penguins_platform.sensors import new_model_version_sensor
-
-
-def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
-    """`EnvVar(name)` when it is set, so the UI shows where a value came from, else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
+from penguins_platform.project import prepare_jax_cache
 
 prepare_jax_cache()
 
@@ -75,38 +67,50 @@ defs = dg.Definitions(
     sensors=[new_model_version_sensor],
     resources={
         "mlflow": MlflowTracking(
-            tracking_uri=env_or("MLFLOW_TRACKING_URI", default_tracking_uri()),
-            experiment_name=env_or("MLFLOW_EXPERIMENT_NAME", "penguins"),
-            registered_model_name=env_or("PENGUINS_MODEL_NAME", "penguins"),
-            artifact_location=env_or("MLFLOW_ARTIFACT_LOCATION", None),
-            ui_url=env_or("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            **from_env(
+                MlflowTracking,
+                tracking_uri="MLFLOW_TRACKING_URI",
+                experiment_name="MLFLOW_EXPERIMENT_NAME",
+                registered_model_name="PENGUINS_MODEL_NAME",
+                artifact_location="MLFLOW_ARTIFACT_LOCATION",
+                ui_url="MLFLOW_UI_URL",
+            )
         ),
         "s3": S3Storage(),
         "endpoint": LocalEndpoint(
-            host=env_or("PENGUINS_ENDPOINT_HOST", "127.0.0.1"),
-            port=int(os.environ.get("PENGUINS_ENDPOINT_PORT", "8080")),
-            state_dir=env_or("PENGUINS_ENDPOINT_STATE_DIR", str(DEFAULT_SERVING_DIR)),
-            capture_enabled=os.environ.get("PENGUINS_CAPTURE", "on") != "off",
-            capture_uri=env_or("PENGUINS_CAPTURE_URI", None),
+            **from_env(
+                LocalEndpoint,
+                host="PENGUINS_ENDPOINT_HOST",
+                port="PENGUINS_ENDPOINT_PORT",
+                state_dir="PENGUINS_ENDPOINT_STATE_DIR",
+                capture="PENGUINS_CAPTURE",
+                capture_uri="PENGUINS_CAPTURE_URI",
+            )
         ),
-        "sagemaker": SageMakerTarget(
-            endpoint_name=env_or("SAGEMAKER_ENDPOINT", "penguins"),
-            region=env_or("AWS_REGION", "us-east-1"),
-            execution_role_arn=env_or("SAGEMAKER_EXECUTION_ROLE_ARN", None),
-            assume_role_arn=env_or("AWS_ROLE", None),
-            artifact_bucket=env_or("SAGEMAKER_BUCKET", None),
-            instance_type=env_or("SAGEMAKER_INSTANCE_TYPE", "ml.m4.xlarge"),
-            instance_count=int(os.environ.get("SAGEMAKER_INSTANCE_COUNT", "1")),
-            image_uri=env_or("SAGEMAKER_IMAGE_URI", None),
-            data_capture_uri=env_or("SAGEMAKER_DATA_CAPTURE_URI", None),
+        "sagemaker": SageMakerEndpoint(
+            **from_env(
+                SageMakerEndpoint,
+                endpoint_name="SAGEMAKER_ENDPOINT",
+                region="AWS_REGION",
+                execution_role_arn="SAGEMAKER_EXECUTION_ROLE_ARN",
+                assume_role_arn="AWS_ROLE",
+                artifact_bucket="SAGEMAKER_BUCKET",
+                instance_type="SAGEMAKER_INSTANCE_TYPE",
+                instance_count="SAGEMAKER_INSTANCE_COUNT",
+                image_uri="SAGEMAKER_IMAGE_URI",
+                data_capture_uri="SAGEMAKER_DATA_CAPTURE_URI",
+            )
         ),
-        "azure": AzureTarget(
-            subscription_id=env_or("AZURE_SUBSCRIPTION_ID", None),
-            resource_group=env_or("AZURE_RESOURCE_GROUP", None),
-            workspace=env_or("AZURE_WORKSPACE", None),
-            endpoint_name=env_or("AZURE_ENDPOINT", "penguins"),
-            instance_type=env_or("AZURE_INSTANCE_TYPE", "Standard_DS3_v2"),
-            instance_count=int(os.environ.get("AZURE_INSTANCE_COUNT", "1")),
+        "azure": AzureMLEndpoint(
+            **from_env(
+                AzureMLEndpoint,
+                subscription_id="AZURE_SUBSCRIPTION_ID",
+                resource_group="AZURE_RESOURCE_GROUP",
+                workspace="AZURE_WORKSPACE",
+                endpoint_name="AZURE_ENDPOINT",
+                instance_type="AZURE_INSTANCE_TYPE",
+                instance_count="AZURE_INSTANCE_COUNT",
+            )
         ),
     },
     executor=dg.in_process_executor,

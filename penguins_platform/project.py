@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_LOCATION = "data/penguins.csv"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 DEFAULT_MLFLOW_DIR = PROJECT_ROOT / ".mlflow"
 DEFAULT_JAX_CACHE = PROJECT_ROOT / ".cache" / "jax"

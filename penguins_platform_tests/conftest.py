@@ -16,10 +16,11 @@ import pytest
 # Before anything imports keras: the platform's backend, even for a bare `import keras`.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+from penguins_platform import defaults
 from penguins_platform.definitions import defs
-from penguins_platform.jobs import training_run_config
-from penguins_platform.resources.mlflow import MlflowTracking
-from penguins_platform.resources.s3 import S3Storage
+from penguins_platform.defs.jobs import training_run_config
+from penguins_platform.defs.resources import MlflowTracking, S3Storage
+from penguins_platform.ml.model import TrainingParameters
 from penguins_platform_tests.servers import (
     free_port,
     start_process,
@@ -55,7 +56,7 @@ def cleaned(raw):
     """The shipped CSV as the `penguins` asset holds it."""
     from penguins_platform.ml.cleaning import clean_penguins
 
-    return clean_penguins(raw, seed=42)
+    return clean_penguins(raw, seed=defaults.SEED)
 
 
 @dataclass(frozen=True)
@@ -220,17 +221,27 @@ class TrainedModel:
     penguins: object
 
 
-def fit_model(seed: int = 42, epochs: int = 50) -> TrainedModel:
+def training_parameters(**overrides) -> TrainingParameters:
+    """The default recipe, with `overrides`."""
+    values = dict(
+        epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE,
+        learning_rate=defaults.LEARNING_RATE, seed=defaults.SEED,
+    )  # fmt: skip
+    return TrainingParameters(**{**values, **overrides})
+
+
+def fit_model(seed: int = defaults.SEED, epochs: int = defaults.EPOCHS) -> TrainedModel:
     from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
     from penguins_platform.ml.features import FittedTransformers
-    from penguins_platform.ml.model import TrainingParameters, train_model
+    from penguins_platform.ml.model import train_model
 
-    penguins = clean_penguins(read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE)), seed=42)
+    raw = read_penguins_csv(DATA_FILE.read_bytes(), str(DATA_FILE))
+    penguins = clean_penguins(raw, seed=defaults.SEED)
     transformers = FittedTransformers.fit(penguins)
     model, _ = train_model(
         transformers.transform_features(penguins),
         transformers.encode_target(penguins),
-        TrainingParameters(epochs=epochs, seed=seed),
+        training_parameters(epochs=epochs, seed=seed),
     )
     return TrainedModel(transformers, model, penguins)
 
@@ -251,16 +262,6 @@ def export_inference_model(trained: TrainedModel, directory: Path) -> Path:
 def model_dir(trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The served form of `trained_model`: what the registered pyfunc ships as `inference/`."""
     return export_inference_model(trained_model, tmp_path_factory.mktemp("model-v1"))
-
-
-def feature_records(penguins) -> list[dict]:
-    """Cleaned penguins as JSON-ready request records, null for missing values."""
-    from penguins_platform.ml import schema
-
-    return [
-        {k: (None if v is None or v != v else v) for k, v in row.items()}
-        for row in penguins[list(schema.FEATURES)].to_dict(orient="records")
-    ]
 
 
 @pytest.fixture(scope="session")
@@ -305,6 +306,11 @@ def check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
+
+
+def run_log(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> str:
+    """Every message the run logged, as the run's page in the UI shows them."""
+    return "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:

@@ -5,10 +5,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from penguins_platform.cli import failure_reasons
+from penguins_platform.defs.event_log import failure_reasons
+from penguins_platform.defs.resources import MlflowTracking, S3Storage
 from penguins_platform.ml import schema
-from penguins_platform.resources.mlflow import MlflowTracking
-from penguins_platform.resources.s3 import S3Storage
 from penguins_platform_tests.conftest import (
     DATA_FILE,
     model_versions,

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from penguins_platform.assets.registry import CHAMPION_ALIAS
+from penguins_platform.tracking.contract import CHAMPION_ALIAS
 from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
 
 

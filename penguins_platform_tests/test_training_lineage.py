@@ -6,8 +6,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from penguins_platform.assets.registry import CHAMPION_ALIAS, RegistrationGateError
+from penguins_platform.defs.registry import RegistrationGateError
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
+from penguins_platform.tracking.contract import CHAMPION_ALIAS
 from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
     check_outcomes,

@@ -71,7 +71,10 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     deployments = {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"}
     assert set(assets) == LINEAGE_ASSETS | deployments
-    assert {assets[a]["groupName"] for a in LINEAGE_ASSETS} == {"training"}
+    groups = {a: assets[a]["groupName"] for a in LINEAGE_ASSETS}
+    assert groups == {
+        a: "data" if a in ("raw_penguins", "penguins") else "training" for a in groups
+    }
     assert {assets[a]["groupName"] for a in deployments} == {"deployment"}
     checks = {
         (asset, check["name"]): check["blocking"]

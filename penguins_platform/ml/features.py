@@ -7,7 +7,7 @@ the two can never drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,12 @@ def build_target_transformer() -> OrdinalEncoder:
     return OrdinalEncoder(categories=[list(schema.SPECIES)], dtype=np.int64)
 
 
+def feature_records(df: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows as the JSON records an endpoint takes: the six features, null for a missing one."""
+    features = df[list(schema.FEATURES)].astype(object)
+    return features.where(features.notna(), None).to_dict(orient="records")
+
+
 def _categorical_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Features with None as the one missing marker, which SimpleImputer needs for text columns."""
     frame = df.reindex(columns=list(schema.FEATURES)).copy()
@@ -62,8 +68,8 @@ def _categorical_frame(df: pd.DataFrame) -> pd.DataFrame:
 class FittedTransformers:
     """The fitted feature transformer and target encoder: rows in, tensors out."""
 
-    features: Any
-    target: Any
+    features: ColumnTransformer
+    target: OrdinalEncoder
 
     @classmethod
     def fit(cls, df: pd.DataFrame) -> FittedTransformers:
@@ -78,14 +84,11 @@ class FittedTransformers:
     def encode_target(self, df: pd.DataFrame) -> np.ndarray:
         return self.target.transform(df[[schema.TARGET]]).ravel()
 
-    def decode_target(self, indices: np.ndarray) -> np.ndarray:
-        return np.asarray(schema.SPECIES, dtype=object)[np.asarray(indices, dtype=np.int64)]
-
     @property
     def feature_names(self) -> list[str]:
         return [str(name) for name in self.features.get_feature_names_out()]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, dict[str, object]]:
         """What was learned: the imputed values and the scaling, for metadata and debugging."""
         numeric = self.features.named_transformers_["numeric"]
         categorical = self.features.named_transformers_["categorical"]

@@ -16,11 +16,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from penguins_platform.ml import schema
+
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
+
+    from penguins_platform.ml.features import FittedTransformers
 
 PARAMETERS_FILE = "inference.json"
 WEIGHTS_FILE = "inference.npz"
@@ -37,6 +43,14 @@ class InvalidRecordError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class Prediction(TypedDict):
+    """One answer of the model: the species, its probability, and what was unusual."""
+
+    prediction: str
+    confidence: float
+    flags: list[str]
+
+
 @dataclass
 class EncodedBatch:
     """Model-ready features, plus what was unusual about each row and the fields ignored."""
@@ -49,17 +63,17 @@ class EncodedBatch:
         return sorted({name for names in self.ignored_fields for name in names})
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _is_missing(value: Any) -> bool:
+def _is_missing(value: object) -> bool:
     """None, NaN, or pandas' NA, without importing pandas."""
     return value is None or value != value or type(value).__name__ == "NAType"
 
 
-def _numeric_value(value: Any, row: int, name: str) -> float:
+def _numeric_value(value: object, row: int, name: str) -> float:
     """A JSON number, or NaN for null. Everything else is a client error, named."""
     if value is None:
         return math.nan
@@ -79,7 +93,7 @@ def _numeric_value(value: Any, row: int, name: str) -> float:
     raise InvalidRecordError(row, f"expected a number, got {type(value).__name__}", name)
 
 
-def _category_value(value: Any, row: int, name: str) -> str | None:
+def _category_value(value: object, row: int, name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict | list):
@@ -107,7 +121,9 @@ class InferenceModel:
         }
 
     @classmethod
-    def from_fitted(cls, transformers: Any, keras_model: Any) -> InferenceModel:
+    def from_fitted(
+        cls, transformers: FittedTransformers, keras_model: keras.Model
+    ) -> InferenceModel:
         """Read the numbers out of fitted `FittedTransformers` and a trained Keras model."""
         numeric = transformers.features.named_transformers_["numeric"]
         categorical = transformers.features.named_transformers_["categorical"]
@@ -172,7 +188,7 @@ class InferenceModel:
     def feature_count(self) -> int:
         return len(schema.NUMERIC_FEATURES) + sum(len(v) for v in self.categories.values())
 
-    def encode_records(self, records: Sequence[Any]) -> EncodedBatch:
+    def encode_records(self, records: Sequence[object]) -> EncodedBatch:
         """Validate JSON-like records and encode them exactly as the fitted transformer does.
 
         Absent and null features are imputed. Wrong types raise `InvalidRecordError` naming
@@ -218,7 +234,7 @@ class InferenceModel:
         features = np.concatenate([scaled, onehot], axis=1).astype(np.float32)
         return EncodedBatch(features=features, flags=flags, ignored_fields=ignored)
 
-    def encode_frame(self, frame: Any) -> np.ndarray:
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Vectorised encoding of a DataFrame with (some of) the feature columns."""
         rows = len(frame)
         numeric = np.empty((rows, len(schema.NUMERIC_FEATURES)), dtype=np.float64)
@@ -257,21 +273,21 @@ class InferenceModel:
         exponentials = np.exp(shifted)
         return exponentials / exponentials.sum(axis=1, keepdims=True)
 
-    def predict_records(self, records: Sequence[Any]) -> tuple[list[dict[str, Any]], EncodedBatch]:
+    def most_probable(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's most probable species (an object array) and that probability."""
+        best = probabilities.argmax(axis=1)
+        species = np.asarray(self.species, dtype=object)[best]
+        return species, probabilities[np.arange(len(best)), best].astype(np.float64)
+
+    def predict_records(self, records: Sequence[object]) -> tuple[list[Prediction], EncodedBatch]:
         """One {"prediction", "confidence", "flags"} per record, in order."""
         batch = self.encode_records(records)
         if not records:
             return [], batch
-        probabilities = self.probabilities(batch.features)
-        best = probabilities.argmax(axis=1)
-        confidence = probabilities[np.arange(len(best)), best]
-        answers = [
-            {
-                "prediction": self.species[int(b)],
-                "confidence": float(c),
-                "flags": f,
-            }
-            for b, c, f in zip(best, confidence, batch.flags, strict=True)
+        species, confidence = self.most_probable(self.probabilities(batch.features))
+        answers: list[Prediction] = [
+            {"prediction": s, "confidence": float(c), "flags": f}
+            for s, c, f in zip(species, confidence, batch.flags, strict=True)
         ]
         return answers, batch
 

@@ -6,7 +6,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,12 +21,12 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class TrainingParameters:
-    """The knobs of one fit. Defaults are the reference program's."""
+    """The knobs of one fit. Their defaults live in `penguins_platform.defaults`."""
 
-    epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 0.01
-    seed: int = 42
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TrainingHistory:
     accuracy: list[float] = field(default_factory=list)
 
 
-def import_keras() -> Any:
+def import_keras() -> ModuleType:
     """Import Keras on the JAX backend, with JAX's persistent compilation cache switched on.
 
     The backend must be chosen before Keras is first imported. The compilation cache makes

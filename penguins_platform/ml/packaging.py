@@ -7,9 +7,17 @@ import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from penguins_platform.ml import schema
+
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.tracking import MlflowClient
+
+    from penguins_platform.ml.features import FittedTransformers
 
 # The serving environment needs these, pinned to what trained the model.
 SERVING_DISTRIBUTIONS = ("mlflow", "keras", "jax", "jaxlib", "scikit-learn", "pandas", "numpy")
@@ -19,7 +27,7 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in SERVING_DISTRIBUTIONS]
 
 
-def signature() -> Any:
+def signature() -> ModelSignature:
     """Every feature optional, since the imputers fill in what a request leaves out."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
@@ -50,7 +58,11 @@ def stage_code(destination: Path) -> Path:
 
 
 def log_pyfunc_model(
-    run_id: str, model: Any, transformers: Any, example: Any, registered_model_name: str
+    run_id: str,
+    model: keras.Model,
+    transformers: FittedTransformers,
+    example: pd.DataFrame,
+    registered_model_name: str,
 ) -> str:
     """Log the pyfunc model to MLflow run `run_id` and register it; returns the new version.
 
@@ -93,7 +105,7 @@ def log_pyfunc_model(
 
 
 def publish_version(
-    client: Any, name: str, version: str, tags: Mapping[str, str], alias: str
+    client: MlflowClient, name: str, version: str, tags: Mapping[str, str], alias: str
 ) -> None:
     """Tag the version, then move `alias` to it. On failure the half-published version goes.
 

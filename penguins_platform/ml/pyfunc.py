@@ -11,10 +11,8 @@ state, so concurrent callers are safe. The model is logged "from code"
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
 from penguins_platform.ml.inference import InferenceModel
@@ -30,11 +28,14 @@ class PenguinsModel(mlflow.pyfunc.PythonModel):
     def __init__(self) -> None:
         self.inference: InferenceModel | None = None
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.inference = InferenceModel.load(Path(context.artifacts[INFERENCE_ARTIFACT]))
 
     def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input: pd.DataFrame,  # MLflow reads this hint: keep it the DataFrame it passes
+        params: dict[str, object] | None = None,
     ) -> pd.DataFrame:
         """A DataFrame (or a list of records) in; one prediction and confidence per row out."""
         if self.inference is None:
@@ -45,11 +46,5 @@ class PenguinsModel(mlflow.pyfunc.PythonModel):
             features = self.inference.encode_records(list(model_input)).features
         if len(features) == 0:
             return pd.DataFrame({"prediction": pd.Series([], dtype=object), "confidence": []})
-        probabilities = self.inference.probabilities(features)
-        best = probabilities.argmax(axis=1)
-        return pd.DataFrame(
-            {
-                "prediction": np.asarray(self.inference.species, dtype=object)[best],
-                "confidence": probabilities[np.arange(len(best)), best].astype(np.float64),
-            }
-        )
+        species, confidence = self.inference.most_probable(self.inference.probabilities(features))
+        return pd.DataFrame({"prediction": species, "confidence": confidence})

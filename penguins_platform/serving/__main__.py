@@ -13,13 +13,10 @@ import sys
 
 import uvicorn
 
-from penguins_platform.serving.app import (
-    EndpointLimits,
-    EndpointState,
-    build_app,
-    load_serving_model,
-)
+from penguins_platform import defaults
+from penguins_platform.serving.app import build_app
 from penguins_platform.serving.capture import CaptureStore
+from penguins_platform.serving.scoring import EndpointLimits, EndpointState, load_serving_model
 from penguins_platform.serving.service import TOKEN_VARIABLE
 
 
@@ -27,11 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="penguins_platform.serving", description=__doc__)
     parser.add_argument("--model-dir", required=True, help="an exported inference model folder")
     parser.add_argument("--version", required=True, help="the registered version it holds")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--model-name", default=defaults.MODEL_NAME, help="its registered model")
+    parser.add_argument("--host", default=defaults.ENDPOINT_HOST)
+    parser.add_argument("--port", type=int, default=defaults.ENDPOINT_PORT)
     parser.add_argument("--capture", default=None, help="sqlite:///path; omit to turn capture off")
-    parser.add_argument("--max-rows", type=int, default=10_000)
-    parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024)
+    parser.add_argument("--max-rows", type=int, default=defaults.MAX_ROWS)
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.MAX_BODY_BYTES)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{TOKEN_VARIABLE} must hold the admin token", file=sys.stderr)
         return 2
     try:
-        serving = load_serving_model(args.model_dir, args.version)
+        serving = load_serving_model(args.model_dir, args.version, args.model_name)
     except (OSError, ValueError, KeyError) as error:
         print(
             f"cannot serve version {args.version} from {args.model_dir}: {error}", file=sys.stderr

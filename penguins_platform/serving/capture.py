@@ -8,15 +8,16 @@ counted and logged but no row is lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from penguins_platform.ml import schema
 
@@ -52,6 +53,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     target TEXT
 )
 """
+# One captured prediction, its values in the order of COLUMNS.
+CaptureRow = tuple[object, ...]
 _INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _STOP = object()
 
@@ -65,6 +68,12 @@ def sqlite_path(uri: str) -> Path:
             f"capture store {uri!r} is not supported; use sqlite:///path/to/capture.db"
         )
     return Path(uri)
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` readable by its owner alone, if it does not exist: it holds requests."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 @dataclass
@@ -85,34 +94,24 @@ class CaptureStore:
         self.batch_size = batch_size
         self.retries = retries
         self.stats = CaptureStats()
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[list[CaptureRow] | object] = queue.Queue()
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[tuple[Any, ...]]) -> None:
+    def submit(self, rows: list[CaptureRow]) -> None:
         """Queue rows for writing; returns at once."""
         with self._lock:
             self.stats.submitted += len(rows)
         self._queue.put(rows)
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every submitted row is written or spilled."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                s = self.stats
-                if s.written + s.spilled + s.lost >= s.submitted:
-                    return True
-            time.sleep(0.01)
-        return False
-
     def close(self, timeout: float = 30.0) -> None:
+        """Write (or spill) every row submitted so far, then stop the writer."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         with self._lock:
             s = self.stats
             return {
@@ -126,6 +125,7 @@ class CaptureStore:
             }
 
     def _connect(self) -> sqlite3.Connection:
+        _create_private(self.path)
         connection = sqlite3.connect(self.path, timeout=10)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(_CREATE)
@@ -154,7 +154,7 @@ class CaptureStore:
             connection.close()
 
     def _write(
-        self, connection: sqlite3.Connection | None, batch: list[tuple[Any, ...]]
+        self, connection: sqlite3.Connection | None, batch: list[CaptureRow]
     ) -> sqlite3.Connection | None:
         for attempt in range(self.retries):
             try:
@@ -178,8 +178,9 @@ class CaptureStore:
         self._spill(batch)
         return connection
 
-    def _spill(self, batch: list[tuple[Any, ...]]) -> None:
+    def _spill(self, batch: list[CaptureRow]) -> None:
         try:
+            _create_private(self.spill_path)
             with self.spill_path.open("a", encoding="utf-8") as spill:
                 for row in batch:
                     spill.write(json.dumps(dict(zip(COLUMNS, row, strict=True))) + "\n")

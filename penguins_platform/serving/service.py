@@ -1,27 +1,39 @@
 """The endpoint as a service: start it detached, find it, swap its model, stop it.
 
 The server outlives whoever started it (a Dagster run, `make serve`). Its pid, log and admin
-token live in one state folder, so any later process can find and manage it.
+token live in one state folder, so any later process can find and manage it. That folder is
+private (0700): the capture store in it holds users' requests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 # The server reads its admin token from here, never from argv, where `ps` would show it.
 TOKEN_VARIABLE = "PENGUINS_ENDPOINT_TOKEN"
+SERVICE_NAME = "penguins-endpoint"
+# All the server inherits of its starter's environment. A long-lived HTTP server has no use
+# for AWS keys or an MLflow password, so it must not hold them. OPENBLAS_* stay: on some
+# processors numpy computes wrong results without them.
+INHERITED_VARIABLES = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "PYTHONDONTWRITEBYTECODE",
+)  # fmt: skip
+START_MARKER = "--- penguins endpoint start"
 
 
 class EndpointError(RuntimeError):
@@ -30,7 +42,7 @@ class EndpointError(RuntimeError):
 
 @dataclass(frozen=True)
 class EndpointPaths:
-    """Where a running endpoint keeps its pid, log and admin token."""
+    """Where a running endpoint keeps its pid, log, admin token and models."""
 
     state_dir: Path
 
@@ -50,10 +62,30 @@ class EndpointPaths:
     def models_dir(self) -> Path:
         return self.state_dir / "models"
 
+    def prepare(self) -> None:
+        """Create the state folder readable by its owner alone, or narrow an existing one."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to run the server process: where it listens, what it captures, what it refuses."""
+
+    host: str
+    port: int
+    capture_uri: str | None
+    max_rows: int
+    max_body_bytes: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
 
 def request_json(
-    url: str, payload: Any = None, token: str | None = None, timeout: float = 10.0
-) -> tuple[int, Any]:
+    url: str, payload: object = None, token: str | None = None, timeout: float = 10.0
+) -> tuple[int, object]:
     """(status, decoded JSON) of a GET, or of a POST when `payload` is given."""
     headers = {"Content-Type": "application/json"}
     if token:
@@ -72,13 +104,39 @@ def request_json(
             return error.code, {"message": body.decode(errors="replace")}
 
 
-def health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The endpoint's /health answer, or None when nothing answers."""
+def health(url: str, timeout: float = 2.0) -> dict[str, object] | None:
+    """The /health answer of whatever listens at `url`, or None when nothing answers it."""
     try:
         status, body = request_json(f"{url}/health", timeout=timeout)
     except (urllib.error.URLError, OSError, ValueError):
         return None
     return body if status == 200 and isinstance(body, dict) else None
+
+
+def is_endpoint(answer: dict[str, object] | None) -> bool:
+    """Whether a /health answer comes from this platform's endpoint."""
+    return answer is not None and answer.get("service") == SERVICE_NAME
+
+
+def describe_listener(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """What answers on `host:port`, in words, or None when nothing listens there."""
+    try:
+        connection = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None
+    connection.close()
+    client = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        client.request("GET", "/")
+        reply = client.getresponse()
+        server = reply.getheader("server")
+        return f"an HTTP server answers there (HTTP {reply.status}" + (
+            f", {server!r})" if server else ")"
+        )
+    except (OSError, http.client.HTTPException):
+        return "something that does not speak HTTP listens there"
+    finally:
+        client.close()
 
 
 def read_pid(paths: EndpointPaths) -> int | None:
@@ -95,64 +153,90 @@ def read_pid(paths: EndpointPaths) -> int | None:
     return pid
 
 
+def write_token(paths: EndpointPaths) -> str:
+    """A new admin token in a file that is 0600 from its first byte."""
+    token = secrets.token_urlsafe(32)
+    paths.token_file.unlink(missing_ok=True)
+    descriptor = os.open(paths.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token)
+    return token
+
+
+def server_environment(token: str) -> dict[str, str]:
+    """The few variables the server needs, the admin token, and this checkout on its path."""
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    env[TOKEN_VARIABLE] = token
+    env["PYTHONPATH"] = package_root
+    return env
+
+
 def start(
     paths: EndpointPaths,
     model_dir: Path,
     version: str,
-    host: str,
-    port: int,
-    capture_uri: str | None,
-    max_rows: int,
-    max_body_bytes: int,
+    model_name: str,
+    options: ServerOptions,
     timeout: float = 60.0,
 ) -> int:
-    """Start the server in its own session and wait until it answers /health."""
-    url = f"http://{host}:{port}"
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    paths.token_file.write_text(token)
-    paths.token_file.chmod(0o600)
+    """Start the server in its own session and wait until it answers /health.
+
+    Refuses a port that something else listens on, naming what answers there. The log is
+    appended to by every start, so each start marks where its own lines begin and reports
+    only those.
+    """
+    taken = describe_listener(options.host, options.port)
+    if taken is not None:
+        raise EndpointError(
+            f"port {options.port} on {options.host} is taken: {taken}; stop it, or set "
+            "PENGUINS_ENDPOINT_PORT to a free port"
+        )
+    paths.prepare()
+    token = write_token(paths)
     command = [
         sys.executable, "-m", "penguins_platform.serving",
-        "--model-dir", str(model_dir), "--version", version,
-        "--host", host, "--port", str(port),
-        "--max-rows", str(max_rows), "--max-body-bytes", str(max_body_bytes),
+        "--model-dir", str(model_dir), "--version", version, "--model-name", model_name,
+        "--host", options.host, "--port", str(options.port),
+        "--max-rows", str(options.max_rows), "--max-body-bytes", str(options.max_body_bytes),
     ]  # fmt: skip
-    if capture_uri:
-        command += ["--capture", capture_uri]
-    package_root = str(Path(__file__).resolve().parent.parent.parent)
-    env = {
-        **os.environ,
-        TOKEN_VARIABLE: token,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-    }
+    if options.capture_uri:
+        command += ["--capture", options.capture_uri]
     with paths.log_file.open("ab") as log:
+        os.chmod(paths.log_file, 0o600)
+        log_start = log.tell()
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        log.write(f"{START_MARKER} {stamp}: version {version} on {options.url}\n".encode())
+        log.flush()
         process = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=server_environment(token),
             start_new_session=True,
         )
     paths.pid_file.write_text(str(process.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            paths.pid_file.unlink(missing_ok=True)
             raise EndpointError(
                 f"the endpoint exited with code {process.returncode} while starting; "
-                f"log {paths.log_file}:\n{tail(paths.log_file)}"
+                f"its log ({paths.log_file}) says:\n{log_since(paths.log_file, log_start)}"
             )
-        answer = health(url, timeout=1.0)
-        if answer and answer.get("model_version") == version:
+        answer = health(options.url, timeout=1.0)
+        if is_endpoint(answer) and answer.get("model_version") == version:
             return process.pid
         time.sleep(0.1)
     stop(paths)
-    raise EndpointError(f"the endpoint did not answer {url}/health within {timeout:.0f}s")
+    raise EndpointError(f"the endpoint did not answer {options.url}/health within {timeout:.0f}s")
 
 
-def swap(url: str, paths: EndpointPaths, model_dir: Path, version: str) -> dict[str, Any]:
-    """Ask the running server to load `model_dir` and serve it once it passes its smoke test."""
+def swap(
+    url: str, paths: EndpointPaths, model_dir: Path, version: str, model_name: str
+) -> dict[str, object]:
+    """Ask the running server to load `model_dir` and serve it once it passes its own check."""
     try:
         token = paths.token_file.read_text().strip()
     except OSError as error:
@@ -161,9 +245,12 @@ def swap(url: str, paths: EndpointPaths, model_dir: Path, version: str) -> dict[
             "started from this state folder. Stop it, or point the deployment at its state folder."
         ) from error
     status, body = request_json(
-        f"{url}/admin/model", {"model_dir": str(model_dir), "version": version}, token, timeout=60
+        f"{url}/admin/model",
+        {"model_dir": str(model_dir), "version": version, "model_name": model_name},
+        token,
+        timeout=60,
     )
-    if status != 200:
+    if status != 200 or not isinstance(body, dict):
         message = body.get("message") if isinstance(body, dict) else body
         raise EndpointError(f"the endpoint at {url} refused version {version}: {message}")
     return body
@@ -208,8 +295,12 @@ def _group_alive(leader: int) -> bool:
     return True
 
 
-def tail(path: Path, lines: int = 20) -> str:
+def log_since(path: Path, offset: int, lines: int = 20) -> str:
+    """The last `lines` lines written to `path` after byte `offset`: one start's own output."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing)"

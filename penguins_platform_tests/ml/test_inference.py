@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
+from penguins_platform.ml.features import feature_records
 from penguins_platform.ml.inference import InferenceModel, InvalidRecordError
-from penguins_platform_tests.conftest import feature_records
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from penguins_platform import defaults
 from penguins_platform.serving import service
 from penguins_platform_tests.servers import free_port
 
@@ -25,9 +26,10 @@ def start_endpoint(
     paths = service.EndpointPaths(state_dir)
     capture_db = state_dir / "capture.db"
     uri = (capture_uri or f"sqlite:///{capture_db}") if capture else None
-    pid = service.start(
-        paths, model_dir, "1", "127.0.0.1", port, uri, max_rows=10_000, max_body_bytes=5 << 20
+    options = service.ServerOptions(
+        "127.0.0.1", port, uri, max_rows=defaults.MAX_ROWS, max_body_bytes=defaults.MAX_BODY_BYTES
     )
+    pid = service.start(paths, model_dir, "1", defaults.MODEL_NAME, options)
     return RunningEndpoint(f"http://127.0.0.1:{port}", paths, capture_db, pid)
 
 
@@ -48,3 +50,17 @@ def fresh_endpoint(model_dir, tmp_path) -> Iterator[RunningEndpoint]:
         yield running
     finally:
         service.stop(running.paths)
+
+
+@pytest.fixture
+def broken_model_dir(model_dir, tmp_path) -> Path:
+    """A model folder whose network answers NaN: the server must refuse to serve it."""
+    import numpy as np
+
+    from penguins_platform.ml.inference import InferenceModel
+
+    model = InferenceModel.load(model_dir)
+    kernel, bias = model.weights[-1]
+    model.weights[-1] = (np.full_like(kernel, np.nan), bias)
+    model.save(tmp_path / "broken")
+    return tmp_path / "broken"

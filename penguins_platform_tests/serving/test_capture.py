@@ -36,7 +36,6 @@ def test_concurrent_submitters_lose_no_row(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.flush(timeout=30)
     store.close()
     assert _count(tmp_path / "capture.db") == 4000
     assert store.snapshot()["written"] == 4000
@@ -60,7 +59,6 @@ def test_an_unwritable_store_spills_rows_instead_of_dropping_them(tmp_path):
     blocked.mkdir()  # a folder where the database file should be: sqlite cannot open it
     store = CaptureStore(f"sqlite:///{blocked}", retries=2)
     store.submit([_row("r", i) for i in range(3)])
-    assert store.flush(timeout=10)
     store.close()
     stats = store.snapshot()
     assert stats["written"] == 0

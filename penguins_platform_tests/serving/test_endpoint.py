@@ -4,13 +4,16 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
 
+from penguins_platform import defaults
+from penguins_platform.ml.features import feature_records
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import feature_records
 from penguins_platform_tests.servers import HttpClient
 
 
@@ -130,11 +133,52 @@ def test_too_many_rows_get_413(client):
     assert "100000 rows exceed the limit of 10000" in error["message"]
 
 
-def test_a_20_mb_body_gets_413_without_being_read(client):
-    body = b'{"inputs": [' + b" " * (20 << 20) + b"]}"
-    status, error = client.request("POST", "/invocations", body)
+def _twenty_megabytes() -> bytes:
+    """A 20 MB request body: 4 times the 5 MiB limit, less than the 4x drain bound."""
+    return b'{"inputs": [' + b" " * (20_000_000 - 14) + b"]}"
+
+
+def _post_with_urllib(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def _post_with_requests(url: str, body: bytes) -> tuple[int, dict]:
+    import requests
+
+    reply = requests.post(
+        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    return reply.status_code, reply.json()
+
+
+@pytest.mark.parametrize("post", [_post_with_urllib, _post_with_requests])
+def test_a_20_mb_body_gets_a_readable_413_in_ordinary_clients(endpoint, post):
+    status, error = post(endpoint.url, _twenty_megabytes())
     assert status == 413
-    assert "exceeds the 5242880-byte limit" in error["message"]
+    assert error["error_code"] == "REQUEST_TOO_LARGE"
+    assert "body of 20000000 bytes exceeds the 5242880-byte limit" in error["message"]
+
+
+def test_a_body_past_the_drain_bound_is_refused_at_once_and_the_server_carries_on(endpoint):
+    from penguins_platform.serving.app import DRAIN_FACTOR
+
+    body = b" " * (DRAIN_FACTOR * defaults.MAX_BODY_BYTES + (1 << 20))
+    http = HttpClient(endpoint.url)
+    try:
+        status, error = http.request("POST", "/invocations", body)
+        assert status == 413 and error["error_code"] == "REQUEST_TOO_LARGE"
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # closing on a client still sending is allowed past the bound
+    finally:
+        http.close()
+    assert service.health(endpoint.url)["status"] == "ok"
 
 
 def test_server_stays_healthy_after_every_bad_request(endpoint):
@@ -253,3 +297,35 @@ def test_stop_ends_the_process_and_clears_the_pid_file(fresh_endpoint):
     with pytest.raises(ProcessLookupError):
         os.kill(fresh_endpoint.pid, 0)
     assert service.health(fresh_endpoint.url) is None
+
+
+@pytest.mark.parametrize(
+    "method,path,status,code",
+    [("GET", "/nowhere", 404, "NOT_FOUND"), ("GET", "/invocations", 405, "METHOD_NOT_ALLOWED")],
+)
+def test_unknown_routes_and_methods_answer_json(client, method, path, status, code):
+    answered, error = client.request(method, path)
+    assert (answered, error["error_code"]) == (status, code)
+
+
+def test_a_client_leaving_mid_upload_is_one_log_line(fresh_endpoint):
+    import socket
+    import time
+
+    host, port = fresh_endpoint.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b'{"inputs": ['
+        )
+        time.sleep(0.2)
+    log = fresh_endpoint.paths.log_file
+    deadline = time.monotonic() + 10
+    while "disconnected during its upload" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    assert service.health(fresh_endpoint.url)["status"] == "ok"
+    text = log.read_text()
+    assert text.count("disconnected during its upload") == 1
+    assert "Exception in ASGI application" not in text
+    assert "Traceback" not in text

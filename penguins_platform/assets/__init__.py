@@ -1,1 +1,0 @@
-"""The lineage, one module per stage: data, training, registry."""

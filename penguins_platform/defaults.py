@@ -1,0 +1,47 @@
+"""Every default value of the platform, in one place.
+
+The launchpad, the CLI, the benchmarks and the tests all read these, so changing a default
+here changes it everywhere. The training recipe is the reference program's.
+"""
+
+# The training recipe. One seed drives the shuffle, the weights and the fold split.
+THRESHOLD = 0.7  # minimum mean cross-validated accuracy for a model to be registered
+EPOCHS = 50
+BATCH_SIZE = 32
+LEARNING_RATE = 0.01
+SEED = 42
+FOLDS = 5
+
+# Where the raw penguins come from: relative paths start at the project root.
+DATA_LOCATION = "data/penguins.csv"
+
+# The registry.
+MODEL_NAME = "penguins"
+EXPERIMENT_NAME = "penguins"
+MLFLOW_UI_URL = "http://127.0.0.1:5000"
+EXAMPLE_ROWS = 5  # rows logged as the registered model's input example
+
+# The local endpoint.
+ENDPOINT_HOST = "127.0.0.1"
+ENDPOINT_PORT = 8080
+MAX_ROWS = 10_000  # rows per request above which: 413
+MAX_BODY_BYTES = 5 * 1024 * 1024  # body size above which: 413
+ENDPOINT_STARTUP_SECONDS = 60.0
+
+# The deployment checks every target runs.
+SMOKE_ROWS = 5
+LATENCY_REQUESTS = 20
+LOCAL_LATENCY_BOUND_MS = 250.0
+CLOUD_LATENCY_BOUND_MS = 2000.0
+# A transient cloud failure (throttling) that outlasts the SDK's own retries is retried by
+# Dagster this many times, this far apart.
+DEPLOY_RETRIES = 3
+DEPLOY_RETRY_WAIT_SECONDS = 30.0
+
+# How often the deployment sensor polls the registry.
+SENSOR_INTERVAL_SECONDS = 30
+
+# No run may hang forever: the `dagster/max_runtime` tag of each job. A SageMaker update may
+# legitimately wait 30 minutes for InService, so deployments get an hour.
+TRAINING_MAX_RUNTIME_SECONDS = 3600
+DEPLOYMENT_MAX_RUNTIME_SECONDS = 3600

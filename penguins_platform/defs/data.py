@@ -1,0 +1,195 @@
+"""Data stage: the raw penguins table, its cleaned form, and the checks that guard both."""
+
+import dagster as dg
+from pydantic import Field
+
+from penguins_platform import defaults
+from penguins_platform.defs import metadata
+from penguins_platform.defs.resources import S3Storage
+from penguins_platform.ml import schema, validation
+from penguins_platform.project import PROJECT_ROOT
+
+GROUP = "data"
+
+
+class RawPenguinsConfig(dg.Config):
+    location: str = Field(
+        default=defaults.DATA_LOCATION,
+        description=(
+            "A CSV file or a folder of CSV files (relative paths start at the project root), "
+            "or s3://bucket/prefix/ to read and concatenate every CSV under the prefix."
+        ),
+    )
+
+
+class CleaningConfig(dg.Config):
+    seed: int = Field(default=defaults.SEED, description="Seed of the row shuffle.")
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "csv"})
+def raw_penguins(
+    context: dg.AssetExecutionContext, config: RawPenguinsConfig, s3: S3Storage
+) -> dg.MaterializeResult:
+    """The Palmer penguins table exactly as the source holds it, every column as text.
+
+    The content hash of the source bytes is the data version, so the UI shows when the data
+    behind a model changed, and the registered model records which data it saw.
+    """
+    from penguins_platform.ml.sources import read_raw_table
+
+    table = read_raw_table(config.location, s3.client, root=PROJECT_ROOT)
+    frame = table.frame
+    context.log.info(f"read {len(frame)} rows from {', '.join(table.files)}")
+    return dg.MaterializeResult(
+        value=frame,
+        data_version=dg.DataVersion(table.content_hash[:16]),
+        metadata={
+            "dagster/row_count": len(frame),
+            "dagster/column_schema": metadata.column_schema(frame),
+            "source": config.location,
+            "files": dg.MetadataValue.json(table.files),
+            "columns": dg.MetadataValue.json([str(c) for c in frame.columns]),
+            "content_hash": table.content_hash,
+            "preview": metadata.preview_table(frame),
+        },
+    )
+
+
+@dg.asset_check(asset=raw_penguins, blocking=True)
+def required_columns(raw_penguins) -> dg.AssetCheckResult:
+    """Every feature and the label must be present, or nothing downstream can be computed."""
+    missing = validation.missing_columns(raw_penguins)
+    return dg.AssetCheckResult(
+        passed=not missing,
+        description=(
+            f"missing column(s): {', '.join(map(repr, missing))}" if missing else "all present"
+        ),
+        metadata={"missing": dg.MetadataValue.json(missing)},
+    )
+
+
+@dg.asset_check(asset=raw_penguins, blocking=True)
+def measurements_are_numeric(raw_penguins) -> dg.AssetCheckResult:
+    """Text in a measurement column means a broken export; silently coercing it would hide rows."""
+    found = validation.non_numeric_values(raw_penguins)
+    problems = [
+        f"{column!r} holds text at {validation.describe_rows([r for r, _ in pairs])}: "
+        f"{', '.join(repr(v) for _, v in pairs[:3])}"
+        for column, pairs in found.items()
+    ]
+    return dg.AssetCheckResult(
+        passed=not found,
+        description="; ".join(problems) or "every measurement is a number or missing",
+        metadata={"columns_with_text": dg.MetadataValue.json(sorted(found))},
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def penguins(
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_penguins
+) -> dg.MaterializeResult:
+    """Typed, shuffled penguins, indexed by raw row number. No rows are dropped."""
+    from penguins_platform.ml.cleaning import clean_penguins
+
+    cleaned = clean_penguins(raw_penguins, seed=config.seed)
+    balance = cleaned[schema.TARGET].value_counts(dropna=False)
+    missing = cleaned.isna().sum()
+    return dg.MaterializeResult(
+        value=cleaned,
+        metadata={
+            "dagster/row_count": len(cleaned),
+            "dagster/column_schema": metadata.column_schema(cleaned),
+            "class_balance": metadata.key_value_table(
+                [{"species": str(k), "rows": int(v)} for k, v in balance.items()],
+                [("species", "string"), ("rows", "int")],
+            ),
+            "missing_values": metadata.key_value_table(
+                [{"column": str(k), "missing": int(v)} for k, v in missing.items()],
+                [("column", "string"), ("missing", "int")],
+            ),
+            **{f"rows_{species}": int(balance.get(species, 0)) for species in schema.SPECIES},
+            "missing_total": int(missing.sum()),
+        },
+    )
+
+
+def _labels_result(found: dict[str, dict[str, list[int]]]) -> dg.AssetCheckResult:
+    problems = [
+        f"{column!r} holds unknown label {label!r} at {validation.describe_rows(rows)}"
+        for column, labels in found.items()
+        for label, rows in labels.items()
+    ]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or "every label is known",
+        metadata={
+            "unknown": dg.MetadataValue.json(
+                {column: sorted(labels) for column, labels in found.items() if labels}
+            )
+        },
+    )
+
+
+@dg.asset_check(asset=penguins, blocking=True)
+def species_are_known(penguins) -> dg.AssetCheckResult:
+    """A label outside Adelie, Chinstrap and Gentoo, or none at all, cannot be trained on."""
+    labels = validation.unknown_labels(penguins, schema.TARGET, schema.SPECIES)
+    unlabelled = penguins.index[penguins[schema.TARGET].isna()]
+    if len(unlabelled):
+        labels["<missing>"] = [int(row) for row in unlabelled]
+    return _labels_result({schema.TARGET: labels})
+
+
+@dg.asset_check(asset=penguins, blocking=True)
+def categories_are_known(penguins) -> dg.AssetCheckResult:
+    """Islands outside Biscoe, Dream and Torgersen, or an unknown sex, mean a shifted source.
+
+    The encoder would silently ignore them in training, teaching the model nothing from those
+    rows' category.
+    """
+    found = {
+        "island": validation.unknown_labels(penguins, "island", schema.ISLANDS),
+        "sex": validation.unknown_labels(penguins, "sex", schema.SEXES),
+    }
+    return _labels_result(found)
+
+
+@dg.asset_check(asset=penguins, blocking=True)
+def measurements_are_plausible(penguins) -> dg.AssetCheckResult:
+    """Values far outside any penguin's (a mass in kg, a length in cm) would skew the scaler."""
+    found = validation.implausible_values(penguins)
+    problems = [
+        f"{column!r} is outside {schema.PLAUSIBLE_RANGES[column]} at "
+        f"{validation.describe_rows([r for r, _ in pairs])}: "
+        f"{', '.join(f'{v:g}' for _, v in pairs[:3])}"
+        for column, pairs in found.items()
+    ]
+    return dg.AssetCheckResult(
+        passed=not found,
+        description="; ".join(problems) or "every measurement is within its plausible range",
+        metadata={"ranges": dg.MetadataValue.json(schema.PLAUSIBLE_RANGES)},
+    )
+
+
+@dg.asset_check(asset=penguins, blocking=True)
+def missing_values_are_bounded(penguins) -> dg.AssetCheckResult:
+    """A mostly-missing column would train the model on imputed constants, not on penguins."""
+    shares = validation.missing_shares(penguins)
+    over = {c: s for c, s in shares.items() if s > validation.MAX_MISSING_SHARE}
+    return dg.AssetCheckResult(
+        passed=not over,
+        description=(
+            "; ".join(
+                f"{column!r} is {share:.0%} missing (bound {validation.MAX_MISSING_SHARE:.0%})"
+                for column, share in over.items()
+            )
+            or f"every column is under {validation.MAX_MISSING_SHARE:.0%} missing"
+        ),
+        metadata={
+            "missing_share": metadata.key_value_table(
+                [{"column": c, "share": s} for c, s in shares.items()],
+                [("column", "string"), ("share", "float")],
+            ),
+            "max_missing_share": max(shares.values()),
+        },
+    )

@@ -1,0 +1,81 @@
+"""Jobs: named selections of the lineage that users, the sensor and schedules launch.
+
+Every job carries a `dagster/max_runtime` tag: with run monitoring on (infra/dagster.yaml),
+the daemon fails a run that outlives it and says so, and `make train` stops its in-process
+run at the same limit. No run hangs forever.
+"""
+
+import dagster as dg
+
+from penguins_platform import defaults
+from penguins_platform.defs.data import CleaningConfig, RawPenguinsConfig
+from penguins_platform.defs.training import (
+    AccuracyThresholdConfig,
+    CrossValidationConfig,
+    TrainingConfig,
+)
+
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.groups("data", "training"),
+    description=(
+        "Raw penguins to a registered MLflow model version, gated by the data checks and "
+        "the accuracy threshold."
+    ),
+    tags={MAX_RUNTIME_TAG: str(defaults.TRAINING_MAX_RUNTIME_SECONDS)},
+)
+
+local_endpoint_job = dg.define_asset_job(
+    "local_endpoint_job",
+    selection=dg.AssetSelection.assets("local_endpoint"),
+    description="Serve the champion (or a chosen version) on the local HTTP endpoint.",
+    tags={MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS)},
+)
+
+deployment_job = dg.define_asset_job(
+    "deployment_job",
+    selection=dg.AssetSelection.groups("deployment"),
+    description=(
+        "Deploy one registered version to the enabled targets. The sensor launches it for each "
+        "new version; launch it yourself with a `version` in each asset's config to roll back."
+    ),
+    tags={MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS)},
+)
+
+
+def training_run_config(
+    *,
+    data: str | None = None,
+    threshold: float | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    folds: int | None = None,
+    seed: int | None = None,
+    log_level: str = "INFO",
+) -> dg.RunConfig:
+    """The launchpad config of `training_job`. Each knob overrides its default only when given.
+
+    The same seed drives the shuffle, the weight initialisation and the fold split, and the
+    same fit settings drive cross-validation and the final model, so the score measures the
+    recipe that produced the registered model.
+    """
+
+    def given(**values: object) -> dict[str, object]:
+        return {key: value for key, value in values.items() if value is not None}
+
+    fit = given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    return dg.RunConfig(
+        ops={
+            "raw_penguins": RawPenguinsConfig(**given(location=data)),
+            "penguins": CleaningConfig(**given(seed=seed)),
+            "cross_validation_scores": CrossValidationConfig(**fit, **given(folds=folds)),
+            "trained_model": TrainingConfig(**fit),
+            "trained_model_accuracy_threshold": AccuracyThresholdConfig(
+                **given(threshold=threshold)
+            ),
+        },
+        loggers={"console": {"config": {"log_level": log_level}}},
+    )

@@ -1,0 +1,152 @@
+"""Resources: the MLflow store, S3, and the three deployment targets.
+
+Each resource mixes in the plain settings class of what it configures (`MlflowStore`,
+`LocalEndpointSettings`, `SageMakerSettings`, `AzureSettings`), so every setting is declared
+once, with its default and its description, and the UI's resource page shows them all. The
+resources add only what Dagster needs: a reachability probe when a run starts, and the
+deployer that a target's settings build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+
+import dagster as dg
+from pydantic import BaseModel, Field
+
+from penguins_platform.deploy import azure, sagemaker
+from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+from penguins_platform.tracking.store import MlflowStore
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+    from penguins_platform.deploy.target import DeploymentTarget
+
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+def from_env(resource: type[dg.ConfigurableResource], **variables: str) -> dict[str, dg.EnvVar]:
+    """`EnvVar(variable)` for each field whose variable is set, so the UI shows where a value
+    came from (and never a secret's value). A field whose variable is unset keeps its default."""
+    values = {}
+    for field, variable in variables.items():
+        if os.environ.get(variable):
+            annotation = resource.model_fields[field].annotation
+            values[field] = dg.EnvVar.int(variable) if annotation is int else dg.EnvVar(variable)
+    return values
+
+
+def plain_settings(resource: BaseModel, settings: type[Settings]) -> Settings:
+    """The settings part of a resource as the plain object the Dagster-free code takes."""
+    return settings.model_validate(resource.model_dump(include=set(settings.model_fields)))
+
+
+class MlflowTracking(dg.ConfigurableResource, MlflowStore):
+    """One MLflow parent run per Dagster run, plus the model registry.
+
+    Why not dagster-mlflow: its 0.29 `mlflow_tracking` is an op-era `@resource` that sets
+    `os.environ` for the whole process and ends the MLflow run when each step's resource
+    is torn down, so a multi-step asset job scatters its steps over several runs. This
+    resource finds or creates the parent run by a tag holding the Dagster run id, so every
+    step of a run, in any process, logs to the same MLflow run.
+
+    It checks that the store is reachable when a run starts, so an unreachable server fails
+    the run in seconds instead of after training.
+    """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A run fails fast here. A sensor tick has no run: it probes itself and skips instead,
+        # because a resource that raises would crash the tick.
+        if context.run is not None:
+            self.ensure_reachable()
+
+    @contextlib.contextmanager
+    def parent_run(self, context: dg.AssetExecutionContext) -> Iterator[str]:
+        """The MLflow run of this Dagster run, marked RUNNING while the step uses it."""
+        with self.running(self.parent_run_id(context.run.run_id, context.job_name)) as run_id:
+            yield run_id
+
+
+class S3Storage(dg.ConfigurableResource):
+    """An S3 client from `dagster_aws.s3.S3Resource`, built on first use.
+
+    Why a wrapper: importing `dagster_aws` costs more than importing dagster itself (it loads
+    its components and test utilities), and Dagster imports the definitions on every run,
+    sensor tick and UI reload. This resource defers that import to the step that reads S3.
+    Unset fields fall back to boto3's own environment (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+    `AWS_PROFILE`, credentials), so credentials never pass through Dagster config.
+    """
+
+    region_name: str | None = Field(default=None, description="AWS region; default from boto3.")
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint, for S3-compatible stores or an emulator."
+    )
+    profile_name: str | None = Field(default=None, description="Named AWS profile to use.")
+
+    def client(self) -> BaseClient:
+        from dagster_aws.s3 import S3Resource
+
+        return S3Resource(
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            profile_name=self.profile_name,
+        ).get_client()
+
+
+class TargetResource(Protocol):
+    """A deployment target as configured: whether it is on, how to turn it on, its deployer."""
+
+    enable_hint: ClassVar[str]
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def target(self, model_name: str, log: logging.Logger) -> DeploymentTarget: ...
+
+
+class LocalEndpoint(dg.ConfigurableResource, LocalEndpointSettings):
+    """The local HTTP endpoint, a long-lived process on this machine. Always enabled.
+
+    Binds loopback by default. Its pid, log, admin token and models live in `state_dir`, so
+    `make stop` and later deployments find it.
+    """
+
+    enable_hint: ClassVar[str] = ""
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def target(self, model_name: str, log: logging.Logger | None = None) -> LocalTarget:
+        return LocalTarget(plain_settings(self, LocalEndpointSettings), model_name, log)
+
+
+class SageMakerEndpoint(dg.ConfigurableResource, sagemaker.SageMakerSettings):
+    """A SageMaker real-time endpoint; disabled while it has no execution role or bucket."""
+
+    enable_hint: ClassVar[str] = sagemaker.ENABLE_HINT
+
+    def target(
+        self, model_name: str, log: logging.Logger | None = None
+    ) -> sagemaker.SageMakerTarget:
+        """The deployer, once the settings pass every check that needs no AWS call."""
+        settings = plain_settings(self, sagemaker.SageMakerSettings)
+        return sagemaker.SageMakerTarget.connect(settings, model_name, log)
+
+
+class AzureMLEndpoint(dg.ConfigurableResource, azure.AzureSettings):
+    """An Azure ML managed online endpoint; disabled while the workspace is not named."""
+
+    enable_hint: ClassVar[str] = azure.ENABLE_HINT
+
+    def registrar(self) -> azure.ModelRegistrar:
+        return azure.WorkspaceModelRegistrar()
+
+    def target(self, model_name: str, log: logging.Logger | None = None) -> azure.AzureTarget:
+        settings = plain_settings(self, azure.AzureSettings)
+        return azure.AzureTarget(self.ml_client(), settings, self.registrar(), model_name, log)

@@ -1,0 +1,182 @@
+"""The local endpoint as a deployment target: an HTTP server process on this machine.
+
+The server is a service, not a step: it outlives the run that starts it. A new version is
+loaded beside the serving one and swapped in only once it gives valid answers, so a redeploy
+fails no request, and the swap is the promotion. Rolling back swaps the previous version in
+again, or stops a server that this deployment started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from penguins_platform import defaults
+from penguins_platform.deploy.target import (
+    DeployError,
+    Deployment,
+    Fact,
+    InvokeError,
+    Link,
+    LocalFile,
+    Records,
+)
+from penguins_platform.project import DEFAULT_SERVING_DIR, resolve_path
+from penguins_platform.serving import service
+
+
+class LocalEndpointSettings(BaseModel):
+    """Where the endpoint listens, where it keeps its state, what it captures and refuses."""
+
+    host: str = Field(
+        default=defaults.ENDPOINT_HOST, description="Interface to bind; loopback by default."
+    )
+    port: int = Field(default=defaults.ENDPOINT_PORT, description="Port to listen on.")
+    state_dir: str = Field(
+        default=str(DEFAULT_SERVING_DIR),
+        description="Folder for the pid, log, admin token and models (relative: project root).",
+    )
+    capture: Literal["on", "off"] = Field(default="on", description="Capture every prediction.")
+    capture_uri: str | None = Field(
+        default=None, description="Capture store; default sqlite:///<state_dir>/capture.db."
+    )
+    max_rows: int = Field(
+        default=defaults.MAX_ROWS, description="Rows per request above which: 413."
+    )
+    max_body_bytes: int = Field(
+        default=defaults.MAX_BODY_BYTES, description="Request body size above which: 413."
+    )
+    startup_timeout_seconds: float = Field(
+        default=defaults.ENDPOINT_STARTUP_SECONDS, description="Wait for /health this long."
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def paths(self) -> service.EndpointPaths:
+        return service.EndpointPaths(resolve_path(self.state_dir))
+
+    def resolved_capture_uri(self) -> str | None:
+        if self.capture == "off":
+            return None
+        return self.capture_uri or f"sqlite:///{self.paths.state_dir / 'capture.db'}"
+
+    def server_options(self) -> service.ServerOptions:
+        return service.ServerOptions(
+            self.host, self.port, self.resolved_capture_uri(), self.max_rows, self.max_body_bytes
+        )
+
+
+def inference_dir(model_dir: Path) -> Path:
+    """Where a downloaded MLflow model keeps the numpy extract that the server loads."""
+    return model_dir / "artifacts" / "inference"
+
+
+class LocalTarget:
+    """Deploys to the endpoint process that `settings` describe; see `DeploymentTarget`."""
+
+    def __init__(
+        self, settings: LocalEndpointSettings, model_name: str, log: logging.Logger | None = None
+    ) -> None:
+        self.settings = settings
+        self.model_name = model_name
+        self.log = log or logging.getLogger(__name__)
+
+    @property
+    def label(self) -> str:
+        return f"local endpoint {self.settings.url}"
+
+    @property
+    def paths(self) -> service.EndpointPaths:
+        return self.settings.paths
+
+    def _keep(self, version: str, model_dir: Path) -> Path:
+        """Copy the version's inference extract into the state folder, where a later rollback
+        finds it after the download is gone."""
+        kept = self._kept(version)
+        if not kept.exists():
+            self.paths.prepare()
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=kept.parent))
+            shutil.copytree(inference_dir(model_dir), staging, dirs_exist_ok=True)
+            staging.rename(kept)
+        return kept
+
+    def _kept(self, version: str) -> Path:
+        return self.paths.models_dir / version / "inference"
+
+    def deploy(self, version: str, model_dir: Path) -> Deployment:
+        """Start the endpoint with `version`, or swap it into the running one."""
+        settings = self.settings
+        try:
+            kept = self._keep(version, model_dir)
+            running = service.health(settings.url)
+            if running is None:
+                service.start(
+                    self.paths, kept, version, self.model_name, settings.server_options(),
+                    settings.startup_timeout_seconds,
+                )  # fmt: skip
+                return Deployment(version, "started")
+            if not service.is_endpoint(running):
+                raise service.EndpointError(
+                    f"port {settings.port} on {settings.host} is taken by another service, "
+                    f"which answers /health with {json.dumps(running)[:200]}; stop it, or set "
+                    "PENGUINS_ENDPOINT_PORT to a free port"
+                )
+            previous = str(running.get("model_version"))
+            if previous == version:
+                return Deployment(version, "unchanged", previous=previous)
+            service.swap(settings.url, self.paths, kept, version, self.model_name)
+            return Deployment(version, "swapped", previous=previous)
+        except (service.EndpointError, OSError) as error:
+            raise DeployError(str(error)) from error
+
+    def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
+        """POST `records` to /invocations: the swap made any deployment the serving one."""
+        url = f"{self.settings.url}/invocations"
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"inputs": records}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return json.load(reply)
+        except urllib.error.HTTPError as error:
+            raise InvokeError(f"{url} answered {error.code}: {error.read()[:300]!r}") from error
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise InvokeError(f"{url} failed: {error}") from error
+
+    def served_version(self, deployment: Deployment | None = None) -> str | None:
+        answer = service.health(self.settings.url)
+        return str(answer.get("model_version")) if service.is_endpoint(answer) else None
+
+    def promote(self, deployment: Deployment) -> None:
+        """Nothing to do: the server swapped the version in once it gave valid answers."""
+
+    def roll_back(self, deployment: Deployment) -> None:
+        """Swap the previous version back in, or stop the server this deployment started."""
+        if deployment.action == "started":
+            service.stop(self.paths)
+        elif deployment.action == "swapped" and deployment.previous:
+            kept = self._kept(deployment.previous)
+            service.swap(self.settings.url, self.paths, kept, deployment.previous, self.model_name)
+
+    def facts(self, deployment: Deployment) -> dict[str, Fact]:
+        return {
+            "url": Link(self.settings.url),
+            "previous_version": deployment.previous or "",
+            "pid": service.read_pid(self.paths) or 0,
+            "log": LocalFile(str(self.paths.log_file)),
+            "capture": self.settings.resolved_capture_uri() or "off",
+        }

@@ -1,1 +1,0 @@
-"""Resources: the external systems the assets talk to, configured per deployment."""

@@ -1,0 +1,92 @@
+"""The `local_endpoint` asset: deploy, swap, roll back and refuse, through Dagster."""
+
+import dagster as dg
+import pytest
+
+from penguins_platform.defs.resources import LocalEndpoint
+from penguins_platform.serving import service
+from penguins_platform_tests.conftest import (
+    check_descriptions,
+    check_outcomes,
+    materialization_metadata,
+    run_deployment,
+)
+from penguins_platform_tests.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    resource = LocalEndpoint(port=free_port(), state_dir=str(tmp_path_factory.mktemp("serving")))
+    yield resource
+    service.stop(resource.paths)
+
+
+def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
+    return run_deployment(registry, "local_endpoint", {"endpoint": endpoint}, **config)
+
+
+def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
+    result = deploy(registry, endpoint)
+    assert result.success
+    meta = materialization_metadata(result)
+    assert meta["serving_version"] == meta["attempted_version"] == "2"
+    assert meta["url"] == endpoint.url
+    assert check_outcomes(result) == {
+        "serves_expected_version": True,
+        "smoke_predictions_valid": True,
+        "latency_under_bound": True,
+    }
+    assert meta["smoke_accuracy"] >= 0.8
+    assert 0 < meta["latency_p50_ms"] <= meta["latency_p99_ms"]
+    assert len(meta["smoke_predictions"].records) == 5
+    assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    pid = service.read_pid(endpoint.paths)
+    result = deploy(registry, endpoint, version="1")
+    assert result.success
+    meta = materialization_metadata(result)
+    assert (meta["action"], meta["previous_version"]) == ("swapped", "2")
+    assert service.read_pid(endpoint.paths) == pid
+    assert service.health(endpoint.url)["model_version"] == "1"
+
+
+def test_redeploying_the_serving_version_changes_nothing(registry, endpoint):
+    assert deploy(registry, endpoint, version="1").success
+    result = deploy(registry, endpoint, version="1")
+    assert materialization_metadata(result)["action"] == "unchanged"
+
+
+def test_a_version_failing_its_smoke_test_leaves_the_old_one_serving(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    result = deploy(registry, endpoint, version="3")
+    assert not result.success
+    assert check_outcomes(result)["serves_expected_version"] is False
+    reason = check_descriptions(result)["serves_expected_version"]
+    assert "refused version 3" in reason and "no valid probabilities" in reason
+    assert "version 2 serves" in reason
+    assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def test_a_failed_latency_check_puts_the_previous_version_back(registry, endpoint):
+    assert deploy(registry, endpoint, version="1").success
+    result = deploy(registry, endpoint, version="2", latency_bound_ms=0.001)
+    assert not result.success
+    assert check_outcomes(result) == {
+        "serves_expected_version": True,
+        "smoke_predictions_valid": True,
+        "latency_under_bound": False,
+    }
+    assert materialization_metadata(result)["serving_version"] == "1"
+    assert service.health(endpoint.url)["model_version"] == "1"
+
+
+def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoint):
+    assert deploy(registry, endpoint, version="2").success
+    result = deploy(registry, endpoint, version="42")
+    assert not result.success
+    error = result.failure_data_for_node("local_endpoint").error
+    assert "has no version 42" in str(error.cause or error)
+    assert service.health(endpoint.url)["model_version"] == "2"

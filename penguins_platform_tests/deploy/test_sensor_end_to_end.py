@@ -1,0 +1,57 @@
+"""Register, tick, run: new versions reach the local endpoint and the emulated SageMaker one."""
+
+import dagster as dg
+
+from penguins_platform.defs.resources import AzureMLEndpoint, LocalEndpoint
+from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.serving import service
+from penguins_platform_tests.conftest import definitions_with, run_training
+from penguins_platform_tests.deploy.conftest import target
+from penguins_platform_tests.deploy.test_sagemaker import deployer
+from penguins_platform_tests.servers import free_port
+
+
+def test_new_versions_deploy_themselves_once_and_only_the_newest(
+    emulator, moto_server, instance, mlflow_tracking, tmp_path
+):
+    endpoint = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
+    sagemaker = target(moto_server)
+    resources = {"mlflow": mlflow_tracking, "endpoint": endpoint, "sagemaker": sagemaker,
+                 "azure": AzureMLEndpoint()}  # fmt: skip
+    defs = definitions_with(**resources)
+    cursor = None
+
+    def tick():
+        nonlocal cursor
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = new_model_version_sensor.evaluate_tick(context)
+        cursor = result.cursor or cursor
+        return result
+
+    def run(request) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def("deployment_job").execute_in_process(
+            run_config=request.run_config, instance=instance, tags=request.tags,
+            asset_selection=request.asset_selection, raise_on_error=False,
+        )  # fmt: skip
+
+    try:
+        assert run_training(instance, mlflow_tracking).success  # registers version 1
+        [request] = tick().run_requests
+        assert set(request.asset_selection) == {
+            dg.AssetKey("local_endpoint"), dg.AssetKey("sagemaker_endpoint"),
+        }  # fmt: skip
+        assert run(request).success
+        assert service.health(endpoint.url)["model_version"] == "1"
+        assert deployer(sagemaker).served_version() == "1"
+        assert tick().run_requests == [], "a version is deployed once"
+
+        assert run_training(instance, mlflow_tracking, epochs=40).success  # version 2
+        assert run_training(instance, mlflow_tracking).success  # version 3
+        [request] = tick().run_requests
+        assert request.tags["penguins/model_version"] == "3"
+        assert request.tags["penguins/superseded"] == "2"
+        assert run(request).success
+        assert service.health(endpoint.url)["model_version"] == "3"
+        assert deployer(sagemaker).served_version() == "3"
+    finally:
+        service.stop(endpoint.paths)

@@ -1,0 +1,60 @@
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from penguins_platform.defs.resources import MlflowTracking
+from penguins_platform.tracking.store import MlflowUnreachableError
+from penguins_platform_tests.servers import free_port
+
+
+def _context(run_id: str) -> SimpleNamespace:
+    return SimpleNamespace(run=SimpleNamespace(run_id=run_id), job_name="training_job")
+
+
+def test_unreachable_server_fails_in_seconds_naming_the_uri():
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(MlflowUnreachableError, match=rf"{uri} is unreachable"):
+        MlflowTracking(tracking_uri=uri).ensure_reachable()
+    assert time.monotonic() - start < 5
+
+
+def test_reachable_server_passes_the_probe(mlflow_server):
+    MlflowTracking(tracking_uri=mlflow_server.tracking_uri).ensure_reachable()
+
+
+def test_plain_file_store_is_refused():
+    with pytest.raises(MlflowUnreachableError, match="sqlite:///"):
+        MlflowTracking(tracking_uri="/tmp/mlruns").ensure_reachable()
+
+
+def test_sqlite_store_keeps_artifacts_beside_the_database(tmp_path):
+    resource = MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}")
+    resource.ensure_reachable()
+    experiment = resource.client().get_experiment(resource.experiment_id())
+    assert experiment.artifact_location == (tmp_path / "db" / "artifacts").as_uri()
+
+
+def test_every_step_of_a_dagster_run_shares_one_parent_run(mlflow_tracking):
+    with mlflow_tracking.parent_run(_context("run-a")) as first:
+        pass
+    with mlflow_tracking.parent_run(_context("run-a")) as again:
+        pass
+    with mlflow_tracking.parent_run(_context("run-b")) as other:
+        pass
+    assert first == again != other
+    assert mlflow_tracking.client().get_run(first).info.status == "FINISHED"
+
+
+def test_a_failing_step_marks_the_parent_run_failed(mlflow_tracking):
+    with pytest.raises(RuntimeError), mlflow_tracking.parent_run(_context("run-c")) as run_id:
+        raise RuntimeError("boom")
+    assert mlflow_tracking.client().get_run(run_id).info.status == "FAILED"
+
+
+def test_nested_runs_hang_under_their_parent(mlflow_tracking):
+    with mlflow_tracking.parent_run(_context("run-d")) as parent:
+        child = mlflow_tracking.nested_run(parent, "fold-1")
+    tags = mlflow_tracking.client().get_run(child).data.tags
+    assert tags["mlflow.parentRunId"] == parent
