@@ -31,6 +31,7 @@ from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform_tests.servers import free_port
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+MODEL_URI = f"models:/{defaults.MODEL_NAME}/1"  # the version `train` registers
 
 
 def timed(function, repeats: int) -> list[float]:
@@ -64,10 +65,10 @@ def model_paths(env: dict[str, str]):
     from penguins_platform.ml.model import import_keras
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{defaults.MODEL_NAME}/1"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=MODEL_URI))
     network = import_keras().models.load_model(local / "artifacts" / "model.keras")
     transformers = joblib.load(local / "artifacts" / "transformers.joblib")
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{defaults.MODEL_NAME}/1")
+    pyfunc = mlflow.pyfunc.load_model(MODEL_URI)
     return local, network, transformers, pyfunc
 
 
@@ -172,7 +173,7 @@ def bench_servers(work: Path, env: dict[str, str], model_dir: Path) -> None:
     }  # fmt: skip
     mlflow_log = (work / "mlflow-serve.log").open("wb")
     mlflow_server = subprocess.Popen(
-        [str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m", f"models:/{defaults.MODEL_NAME}/1",
+        [str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m", MODEL_URI,
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port)],
         env=mlflow_env, stdout=mlflow_log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
