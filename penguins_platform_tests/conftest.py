@@ -182,6 +182,82 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSt
         stop_process_group(process)
 
 
+@dataclass(frozen=True)
+class DagsterDev:
+    """A running `dagster dev` (webserver and daemon) on an instance of its own."""
+
+    url: str
+    home: Path
+    tracking_uri: str
+    endpoint_url: str  # where its runs deploy the local endpoint
+    endpoint_paths: object  # and that endpoint's service.EndpointPaths
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        return graphql(self.url, query, variables)
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """The data of a GraphQL query to the webserver at `url`; fails on any GraphQL error."""
+    import json
+
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        payload = json.load(reply)
+    assert "errors" not in payload, payload
+    return payload["data"]
+
+
+# What a developer's shell may hold that would send a test's runs to a real cloud.
+CLOUD_VARIABLES = (
+    "SAGEMAKER_EXECUTION_ROLE_ARN", "SAGEMAKER_BUCKET", "AWS_ROLE",
+    "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_WORKSPACE",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
+    """One `dagster dev` for the session, as `make dev` runs it, on its own instance, MLflow
+    store and endpoint port; stopped with its process group, and its endpoint with it."""
+    import shutil
+
+    from penguins_platform.serving import service
+
+    root = tmp_path_factory.mktemp("dagster-dev")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    log = root / "dagster-dev.log"
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    endpoint_paths = service.EndpointPaths(root / "serving")
+    endpoint_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES},
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PENGUINS_ENDPOINT_PORT": str(endpoint_port),
+        "PENGUINS_ENDPOINT_STATE_DIR": str(endpoint_paths.state_dir),
+    }
+    command = [
+        str(VENV_BIN / "dagster"), "dev",
+        "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    process = start_process(command, log, env=env, cwd=REPO_ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/server_info", process, log, timeout=180)
+        endpoint_url = f"http://127.0.0.1:{endpoint_port}"
+        yield DagsterDev(url, home, tracking_uri, endpoint_url, endpoint_paths)
+    finally:
+        stop_process_group(process)
+        service.stop(endpoint_paths)
+    assert process.poll() is not None, "dagster dev must be stopped"
+
+
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials, so boto3 never looks for (or finds) real ones."""

@@ -11,7 +11,6 @@ INTEGRATIONS = [
     "dagster",
     "dagster_webserver",
     "dagster_aws.s3",
-    "dagster_mlflow",
     "mlflow",
     "keras",
     "jax",

@@ -1,19 +1,6 @@
 """`dagster dev` from workspace.yaml: the UI a user opens shows the lineage and its checks."""
 
-import json
-import os
-import shutil
-import urllib.request
-
-import pytest
-
-from penguins_platform_tests.conftest import LINEAGE_ASSETS, REPO_ROOT, VENV_BIN
-from penguins_platform_tests.servers import (
-    free_port,
-    start_process,
-    stop_process_group,
-    wait_for_http,
-)
+from penguins_platform_tests.conftest import LINEAGE_ASSETS
 
 QUERY = """
 {
@@ -26,48 +13,8 @@ QUERY = """
 """
 
 
-@pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory):
-    """One `dagster dev` for the module, on its own instance, stopped with its process group."""
-    tmp_path = tmp_path_factory.mktemp("dagster-dev")
-    isolated_home = tmp_path / "home"
-    isolated_home.mkdir()
-    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", isolated_home / "dagster.yaml")
-    port = free_port()
-    log = tmp_path / "dagster-dev.log"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(isolated_home),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
-    command = [
-        str(VENV_BIN / "dagster"), "dev",
-        "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
-    process = start_process(command, log, env=env, cwd=REPO_ROOT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/server_info", process, log, timeout=180)
-        yield url
-    finally:
-        stop_process_group(process)
-    assert process.poll() is not None, "dagster dev must be stopped"
-
-
-def _graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        payload = json.load(reply)
-    assert "errors" not in payload, payload
-    return payload["data"]
-
-
 def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
-    nodes = _graphql(dagster_dev, QUERY)["assetNodes"]
+    nodes = dagster_dev.graphql(QUERY)["assetNodes"]
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     deployments = {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"}
     assert set(assets) == LINEAGE_ASSETS | deployments
@@ -102,8 +49,7 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
 
 
 def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor(dagster_dev):
-    data = _graphql(
-        dagster_dev,
+    data = dagster_dev.graphql(
         "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } "
         "sensors { name minIntervalSeconds sensorState { status } } } } } }",
     )
@@ -118,8 +64,7 @@ def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor(dagster_dev)
 
 
 def test_a_disabled_cloud_target_says_how_to_enable_it(dagster_dev):
-    data = _graphql(
-        dagster_dev,
+    data = dagster_dev.graphql(
         '{ assetNodeOrError(assetKey: {path: ["sagemaker_endpoint"]}) '
         "{ ... on AssetNode { description } } }",
     )

@@ -97,33 +97,36 @@ class MlflowStore(BaseModel):
             )
 
     def _probe_server(self) -> None:
-        """GET /health, with the credentials as a header: urllib would take `user:pw@` for
-        part of the host name and report a running server unreachable."""
+        """GET /health, then one small authenticated API call, with the credentials as a
+        header: urllib would take `user:pw@` for part of the host name and report a running
+        server unreachable, and MLflow's /health answers whatever the credentials."""
         target = credentials.split(self.uri)
-        request = urllib.request.Request(target.uri.rstrip("/") + "/health")
         header = target.basic_auth_header or _environment_auth_header()
-        if header:
-            request.add_header("Authorization", header)
-        try:
-            with urllib.request.urlopen(request, timeout=self.connect_timeout_seconds) as reply:
-                reply.read()
-        except urllib.error.HTTPError as error:
-            if error.code in (401, 403):
+        base = target.uri.rstrip("/")
+        for path in ("/health", "/api/2.0/mlflow/experiments/search?max_results=1"):
+            request = urllib.request.Request(base + path)
+            if header:
+                request.add_header("Authorization", header)
+            try:
+                with urllib.request.urlopen(request, timeout=self.connect_timeout_seconds) as reply:
+                    reply.read()
+            except urllib.error.HTTPError as error:
+                if error.code in (401, 403):
+                    raise MlflowUnreachableError(
+                        f"MLflow tracking server {self.display_uri} refused the credentials "
+                        f"(HTTP {error.code}); set MLFLOW_TRACKING_USERNAME and "
+                        "MLFLOW_TRACKING_PASSWORD to an account of that server"
+                    ) from None
                 raise MlflowUnreachableError(
-                    f"MLflow tracking server {self.display_uri} refused the credentials "
-                    f"(HTTP {error.code}); set MLFLOW_TRACKING_USERNAME and "
-                    "MLFLOW_TRACKING_PASSWORD"
+                    f"MLflow tracking server {self.display_uri} answered {path.split('?')[0]} "
+                    f"with HTTP {error.code}; is that URI an MLflow server?"
                 ) from None
-            raise MlflowUnreachableError(
-                f"MLflow tracking server {self.display_uri} answered /health with HTTP "
-                f"{error.code}; is that URI an MLflow server?"
-            ) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = credentials.scrub(str(getattr(error, "reason", error)), self.uri)
-            raise MlflowUnreachableError(
-                f"MLflow tracking server {self.display_uri} is unreachable ({reason}). "
-                "Start it, or unset MLFLOW_TRACKING_URI to use the local SQLite store."
-            ) from None
+            except (urllib.error.URLError, OSError) as error:
+                reason = credentials.scrub(str(getattr(error, "reason", error)), self.uri)
+                raise MlflowUnreachableError(
+                    f"MLflow tracking server {self.display_uri} is unreachable ({reason}). "
+                    "Start it, or unset MLFLOW_TRACKING_URI to use the local SQLite store."
+                ) from None
 
     def client(self) -> MlflowClient:
         """An `MlflowClient` for this store, with the fluent API pointed at it too."""

@@ -1,0 +1,142 @@
+"""A password in the tracking URI is used, and shown nowhere: not on the terminal, not in
+Dagster's event log, not in a sensor's skip reason, not in the MLflow store on disk.
+
+The server is a real `mlflow server --app-name basic-auth`, so a wrong password is refused
+the way production's server refuses it.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.project import DEFAULT_MLFLOW_DIR
+from penguins_platform.tracking.store import MlflowUnreachableError
+from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN, model_versions
+from penguins_platform_tests.servers import (
+    free_port,
+    start_process,
+    stop_process_group,
+    wait_for_http,
+)
+
+USER = "alice"
+SENTINEL = "sentinel-Pa55word-7f3a9c"
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory) -> str:
+    """A basic-auth MLflow server whose admin is alice, with the sentinel password."""
+    root = tmp_path_factory.mktemp("mlflow-auth")
+    config = root / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{root / 'auth.db'}\n"
+        f"admin_username = {USER}\n"
+        f"admin_password = {SENTINEL}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    port = free_port()
+    log = root / "server.log"
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "penguins-test-only",
+    }
+    command = [
+        str(VENV_BIN / "mlflow"), "server", "--app-name", "basic-auth",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    process = start_process(command, log, env=env, cwd=root)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process, log, timeout=120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process_group(process)
+
+
+def _train(home: Path, tracking_uri: str, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+    }
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "penguins_platform", "train", *args],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def _files_holding(root: Path, secret: str) -> list[Path]:
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_path):
+    uri = f"http://{USER}:{SENTINEL}@{auth_server}"
+    done = _train(tmp_path / "home", uri, "--epochs", "5", "--folds", "2", "--threshold", "0.3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("Registered penguins version 1")
+    assert SENTINEL not in done.stdout + done.stderr
+    assert _files_holding(tmp_path / "home", SENTINEL) == [], "Dagster's storage holds it"
+    assert _files_holding(DEFAULT_MLFLOW_DIR, SENTINEL) == []
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
+        USER,
+        SENTINEL,
+    )
+    try:
+        assert model_versions(f"http://{auth_server}", "penguins") == ["1"]
+    finally:
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+
+
+def test_an_unreachable_server_is_reported_with_the_password_masked(tmp_path):
+    uri = f"http://{USER}:{SENTINEL}@127.0.0.1:{free_port()}"
+    done = _train(tmp_path / "home", uri)
+    assert done.returncode == 1
+    assert f"MLflow tracking server http://***@127.0.0.1:{uri.rsplit(':', 1)[1]}" in done.stderr
+    assert "is unreachable" in done.stderr
+    assert SENTINEL not in done.stdout + done.stderr
+    assert _files_holding(tmp_path / "home", SENTINEL) == []
+    assert len(done.stderr.strip().splitlines()) <= 4, "a short summary, no stack traces"
+
+
+def test_a_wrong_password_is_refused_before_any_step(auth_server):
+    tracking = MlflowTracking(tracking_uri=f"http://{USER}:not-{SENTINEL}@{auth_server}")
+    with pytest.raises(MlflowUnreachableError, match="refused the credentials") as raised:
+        tracking.ensure_reachable()
+    assert SENTINEL not in str(raised.value)
+
+
+def test_the_probe_sends_the_credentials_as_a_header(auth_server, monkeypatch):
+    MlflowTracking(tracking_uri=f"http://{USER}:{SENTINEL}@{auth_server}").ensure_reachable()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SENTINEL)
+    MlflowTracking(tracking_uri=f"http://{auth_server}").ensure_reachable()
+
+
+def test_the_sensor_skip_reason_masks_the_password(instance):
+    tracking = MlflowTracking(tracking_uri=f"http://{USER}:{SENTINEL}@127.0.0.1:{free_port()}")
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "mlflow": tracking,
+            "sagemaker": SageMakerEndpoint(),
+            "azure": AzureMLEndpoint(),
+        },
+    )
+    result = new_model_version_sensor.evaluate_tick(context)
+    assert "http://***@127.0.0.1" in result.skip_message
+    assert SENTINEL not in result.skip_message
