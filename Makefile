@@ -11,6 +11,9 @@ ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
+# The browser test drives the Dagster UI in Debian's Chromium.
+CHROMIUM ?= /usr/bin/chromium
+
 .PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean
 
 $(UV):
@@ -43,10 +46,19 @@ dev: setup  ## the Dagster UI on the same instance, http://127.0.0.1:3000
 mlflow-ui: setup  ## the MLflow UI on the local store, http://127.0.0.1:5000
 	$(BIN)/python -m penguins_platform mlflow-ui
 
-test: setup  ## lint, then the whole suite
+# Installs Chromium when it is missing: as root with apt-get, else through passwordless sudo;
+# otherwise it says the command to run.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; \
+	else echo "make test needs Chromium at $(CHROMIUM) for the browser test:" \
+	  "run 'sudo apt-get install -y chromium' (or set CHROMIUM to one you have)" >&2; exit 1; fi; \
+	echo "installing Debian's chromium for the browser test"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+test: setup $(CHROMIUM)  ## lint, then the whole suite (installs Chromium when missing)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check .

@@ -166,9 +166,11 @@ def serve(args: argparse.Namespace) -> int:
     from penguins_platform.defs import event_log
 
     config = {"version": args.version} if args.version else {}
-    run_config = {"ops": {"local_endpoint": {"config": config}}}
-    if args.verbose:
-        run_config["loggers"] = {"console": {"config": {"log_level": "DEBUG"}}}
+    run_config = {
+        "ops": {"local_endpoint": {"config": config}},
+        # A run config that names no logger gets Dagster's default console, whatever the job.
+        "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}},
+    }
     result = execute("local_endpoint_job", run_config, args)
     if result is None:
         return 1

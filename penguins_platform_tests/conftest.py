@@ -386,7 +386,7 @@ def check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
 
 def run_log(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> str:
     """Every message the run logged, as the run's page in the UI shows them."""
-    return "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    return "\n".join(entry.message for entry in instance.all_logs(result.run_id))
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -81,3 +82,85 @@ def test_make_serve_then_sample_then_stop(user):
     again = _make("sample", env)
     assert again.returncode != 0
     assert "start one with `make serve`" in again.stderr
+
+
+def test_make_serve_on_a_taken_port_says_so_in_one_message(user):
+    import http.server
+    import threading
+
+    _, env, trained = user
+    assert trained.returncode == 0
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    port = other.server_address[1]
+    try:
+        served = _make("serve", {**env, "PENGUINS_ENDPOINT_PORT": str(port)})
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert served.returncode != 0
+    reasons = [line for line in served.stderr.splitlines() if line.startswith("  ")]
+    assert len(reasons) == 1, served.stderr
+    assert f"port {port} on 127.0.0.1 is taken: an HTTP server answers there" in reasons[0]
+    assert "SimpleHTTP" in reasons[0]
+    assert "version None" not in served.stderr
+    assert "Traceback" not in served.stdout + served.stderr
+
+
+def _train(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "penguins_platform", "train", *args],
+        env={**os.environ, **env}, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_a_failing_train_ends_with_a_short_summary_and_nothing_else(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    done = _train({"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("Training run ") and lines[0].endswith(" failed:")
+    assert lines[1] == (
+        f"  resources could not start: MLflow tracking server {dead} is unreachable "
+        "([Errno 111] Connection refused). Start it, or unset MLFLOW_TRACKING_URI to use the "
+        "local SQLite store."
+    )
+    assert len(lines) == 3, done.stderr
+    assert done.stdout == ""
+
+
+def test_a_data_error_is_reported_without_the_exception_class_path(tmp_path):
+    env = {
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    done = _train(env, "--data", str(tmp_path / "missing.csv"))
+    assert done.returncode == 1
+    assert f"  step raw_penguins failed: data file {tmp_path / 'missing.csv'} does not exist" in (
+        done.stderr
+    )
+    assert "DataValidationError" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_verbose_prints_dagsters_whole_log(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead}
+    done = _train(env, "--verbose")
+    assert done.returncode == 1
+    assert "RESOURCE_INIT_FAILURE" in done.stderr and "Stack Trace" in done.stderr
+
+
+def test_a_run_over_its_max_runtime_is_stopped_and_says_so(tmp_path):
+    env = {
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    done = _train(env, "--max-runtime", "3")
+    assert done.returncode == 1
+    assert "training_job ran over its limit of 3 s (dagster/max_runtime)" in done.stderr
+    assert model_versions(env["MLFLOW_TRACKING_URI"], "penguins") == []
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [run] = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert run.tags["dagster/max_runtime"] == "3"

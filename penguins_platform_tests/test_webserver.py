@@ -1,5 +1,9 @@
 """`dagster dev` from workspace.yaml: the UI a user opens shows the lineage and its checks."""
 
+import time
+
+import dagster as dg
+
 from penguins_platform_tests.conftest import LINEAGE_ASSETS
 
 QUERY = """
@@ -72,3 +76,41 @@ def test_a_disabled_cloud_target_says_how_to_enable_it(dagster_dev):
         "set SAGEMAKER_EXECUTION_ROLE_ARN and SAGEMAKER_BUCKET"
         in (data["assetNodeOrError"]["description"])
     )
+
+
+LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_a_run_over_its_max_runtime_is_failed_and_says_so(dagster_dev):
+    """Run monitoring is on in infra/dagster.yaml: the daemon fails a run past its limit."""
+    params = {
+        "selector": {
+            "repositoryLocationName": "penguins_platform",
+            "repositoryName": "__repository__",
+            "jobName": "training_job",
+        },
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/max_runtime", "value": "1"}]},
+    }
+    launched = dagster_dev.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    query = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+    deadline = time.monotonic() + 120
+    while (status := dagster_dev.graphql(query, {"id": run_id})["runOrError"]["status"]) not in (
+        "FAILURE", "SUCCESS", "CANCELED"
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, f"still {status}"
+        time.sleep(1)
+    assert status == "FAILURE"
+    with dg.DagsterInstance.from_config(str(dagster_dev.home)) as instance:
+        messages = [entry.message for entry in instance.all_logs(run_id)]
+    assert any("Exceeded maximum runtime of 1 seconds" in m for m in messages), messages
