@@ -43,6 +43,20 @@ LINEAGE_ASSETS = {
 }
 
 
+# What MLflow writes into the working directory when code reaches it without a tracking or
+# registry URI: a stray store that nothing reads (one was once committed).
+STRAY_STORES = ("mlflow.db", "mlruns", "mlartifacts")
+
+
+@pytest.fixture(autouse=True)
+def no_store_in_the_working_directory():
+    """Fail the test that makes MLflow write a store into the checkout."""
+    before = {name for name in STRAY_STORES if (REPO_ROOT / name).exists()}
+    yield
+    appeared = {name for name in STRAY_STORES if (REPO_ROOT / name).exists()} - before
+    assert not appeared, f"this test wrote {sorted(appeared)} into {REPO_ROOT}"
+
+
 @pytest.fixture
 def raw():
     """The shipped CSV as `raw_penguins` reads it: every column text."""

@@ -181,6 +181,7 @@ def _metadata_value(fact: Fact) -> metadata.Entry:
 
 def deploy_version(
     context: dg.AssetExecutionContext,
+    asset: dg.AssetKey,
     config: DeploymentConfig,
     penguins: "pd.DataFrame",
     mlflow: MlflowTracking,
@@ -188,7 +189,6 @@ def deploy_version(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The flow, for any target: resolve → download → deploy → smoke test → checks →
     promote, or roll back."""
-    asset = context.assets_def.key
     if not resource.enabled:
         context.log.warning(f"{asset.to_user_string()} skipped: {resource.enable_hint}")
         return
@@ -196,7 +196,7 @@ def deploy_version(
     version = mlflow.resolve_version(config.alias, config.version)
     records, species = smoke_rows(penguins, config.smoke_rows)
     if asset not in context.selected_asset_keys:
-        yield from _verify_serving(context, config, target, version, records)
+        yield from _verify_serving(context, asset, config, target, version, records)
         return
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -240,6 +240,7 @@ def deploy_version(
 
 def _verify_serving(
     context: dg.AssetExecutionContext,
+    asset: dg.AssetKey,
     config: DeploymentConfig,
     target: DeploymentTarget,
     version: str,
@@ -249,9 +250,10 @@ def _verify_serving(
     the version that should, without deploying anything."""
     smoke = smoke_test(target.invoke, records, config.latency_requests)
     checks = deployment_checks(
-        context.assets_def.key, version, target.served_version(), smoke, config.latency_bound_ms
+        asset, version, target.served_version(), smoke, config.latency_bound_ms
     )
-    yield from (c for c in checks if c.check_key in context.selected_asset_check_keys)
+    selected = context.selected_asset_check_keys
+    yield from (c for c in checks if dg.AssetCheckKey(asset, c.check_name) in selected)
 
 
 def deployment_asset(
@@ -288,7 +290,12 @@ def deployment_asset(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         resources = context.resources
         yield from deploy_version(
-            context, config, penguins, resources.mlflow, getattr(resources, resource_key)
+            context,
+            dg.AssetKey(name),
+            config,
+            penguins,
+            resources.mlflow,
+            getattr(resources, resource_key),
         )
 
     return deployment

@@ -8,6 +8,7 @@ from penguins_platform.serving import service
 from penguins_platform_tests.conftest import (
     check_descriptions,
     check_outcomes,
+    definitions_with,
     materialization_metadata,
     run_deployment,
 )
@@ -90,3 +91,36 @@ def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoin
     error = result.failure_data_for_node("local_endpoint").error
     assert "has no version 42" in str(error.cause or error)
     assert service.health(endpoint.url)["model_version"] == "2"
+
+
+def _checks_only(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
+    """Run local_endpoint's checks alone, as the Checks tab's "Execute all" does."""
+    instance, tracking = registry
+    defs = definitions_with(mlflow=tracking, endpoint=endpoint)
+    return dg.materialize(
+        defs.assets,
+        selection=dg.AssetSelection.checks_for_assets(dg.AssetKey("local_endpoint")),
+        resources=defs.resources,
+        run_config={"ops": {"local_endpoint": {"config": config}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def test_the_checks_alone_verify_what_serves_without_deploying(registry, endpoint):
+    assert deploy(registry, endpoint, version="1").success
+    pid = service.read_pid(endpoint.paths)
+    stale = _checks_only(registry, endpoint)  # the champion is version 2
+    assert check_outcomes(stale) == {
+        "serves_expected_version": False,
+        "smoke_predictions_valid": True,
+        "latency_under_bound": True,
+    }
+    assert (
+        "serves version 1, expected version 2"
+        in check_descriptions(stale)["serves_expected_version"]
+    )
+    assert stale.get_asset_materialization_events() == [], "nothing was deployed"
+    assert service.health(endpoint.url)["model_version"] == "1"
+    assert service.read_pid(endpoint.paths) == pid
+    assert _checks_only(registry, endpoint, version="1").success

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -58,3 +59,31 @@ def test_nested_runs_hang_under_their_parent(mlflow_tracking):
         child = mlflow_tracking.nested_run(parent, "fold-1")
     tags = mlflow_tracking.client().get_run(child).data.tags
     assert tags["mlflow.parentRunId"] == parent
+
+
+def test_downloading_a_version_writes_no_store_into_the_working_directory(registry, tmp_path):
+    """MLflow resolves models:/ through its process-wide registry URI; unset, that is
+    sqlite:///mlflow.db in the working directory, which once landed in this repository."""
+    import os
+    import subprocess
+    import sys
+
+    _, tracking = registry
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    probe = (
+        "from pathlib import Path; from penguins_platform.tracking.store import MlflowStore; "
+        f"store = MlflowStore(tracking_uri={tracking.tracking_uri!r}, "
+        f"registered_model_name={tracking.registered_model_name!r}); "
+        f"print(store.download_model('1', Path({str(tmp_path / 'models')!r})))"
+    )
+    # A fresh process, as `make` starts one: MLflow exports the URIs it was given to the
+    # environment of this one, where they would hide the problem.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (Path(done.stdout.strip()) / "MLmodel").exists()
+    assert list(cwd.iterdir()) == []
