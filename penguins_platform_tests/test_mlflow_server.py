@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from penguins_platform.tracking.contract import CHAMPION_ALIAS
+from penguins_platform.tracking.contract import CHAMPION_ALIAS, DAGSTER_RUN_TAG
 from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
 
 
@@ -19,7 +19,7 @@ def test_lineage_registers_on_a_real_tracking_server(mlflow_server, model_name):
     client = MlflowClient(mlflow_server.tracking_uri, registry_uri=mlflow_server.tracking_uri)
     champion = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
     assert str(champion.version) == "1"
-    assert champion.tags["dagster_run_id"] == result.run_id
+    assert champion.tags[DAGSTER_RUN_TAG] == result.run_id
     assert links["mlflow_model_version"].value == (
         f"{mlflow_server.tracking_uri}/#/models/{model_name}/versions/1"
     )

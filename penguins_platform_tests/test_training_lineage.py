@@ -6,9 +6,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from penguins_platform import defaults
 from penguins_platform.defs.registry import RegistrationGateError
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
-from penguins_platform.tracking.contract import CHAMPION_ALIAS
+from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
 from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
     check_outcomes,
@@ -57,10 +58,10 @@ def test_registers_a_champion_version_tagged_with_its_provenance(trained):
     assert (
         version.tags["data_version"] == raw_event.asset_materialization.tags["dagster/data_version"]
     )
-    assert version.tags["dagster_run_id"] == result.run_id
-    assert version.tags["checks_passed"] == "true"
+    assert version.tags[DAGSTER_RUN_TAG] == result.run_id
+    assert version.tags[CHECKS_PASSED_TAG] == "true"
     assert float(version.tags["cv_accuracy_mean"]) > 0.9
-    assert float(version.tags["accuracy_threshold"]) == pytest.approx(0.7)
+    assert float(version.tags["accuracy_threshold"]) == pytest.approx(defaults.THRESHOLD)
 
 
 def test_registered_model_loads_from_the_registry_and_predicts(trained):
