@@ -207,7 +207,8 @@ def deploy_version(
                 max_retries=defaults.DEPLOY_RETRIES,
                 seconds_to_wait=defaults.DEPLOY_RETRY_WAIT_SECONDS,
             ) from error
-        yield from failed_deployment_checks(asset, version, target.served_version(), str(error))
+        failed = failed_deployment_checks(asset, version, target.served_version(), str(error))
+        yield from _selected(context, asset, failed)
         raise
     context.log.info(f"{deployment.action} version {version} on the {target.label}")
 
@@ -217,10 +218,18 @@ def deploy_version(
     checks = deployment_checks(
         asset, version, target.served_version(deployment), smoke, config.latency_bound_ms
     )
+    reported = _selected(context, asset, checks)
     if all(check.passed for check in checks):
         target.promote(deployment)
     else:
-        target.roll_back(deployment)
+        try:
+            target.roll_back(deployment)
+        except Exception as error:
+            yield from reported
+            raise DeployError(
+                f"version {version} failed its deployment checks, and rolling the "
+                f"{target.label} back failed too: {error}"
+            ) from error
         context.log.error(
             f"version {version} failed its deployment checks on the {target.label}; "
             f"{_describe_version(target.served_version())} serves"
@@ -234,7 +243,7 @@ def deploy_version(
             **{key: _metadata_value(fact) for key, fact in target.facts(deployment).items()},
             **smoke_metadata(records, species, smoke),
         },
-        check_results=checks,
+        check_results=reported,
     )
 
 
@@ -252,8 +261,16 @@ def _verify_serving(
     checks = deployment_checks(
         asset, version, target.served_version(), smoke, config.latency_bound_ms
     )
+    yield from _selected(context, asset, checks)
+
+
+def _selected(
+    context: dg.AssetExecutionContext, asset: dg.AssetKey, checks: list[dg.AssetCheckResult]
+) -> list[dg.AssetCheckResult]:
+    """The checks this run selected: a subset may leave some out, and Dagster refuses a
+    result for a check it did not select."""
     selected = context.selected_asset_check_keys
-    yield from (c for c in checks if dg.AssetCheckKey(asset, c.check_name) in selected)
+    return [c for c in checks if dg.AssetCheckKey(asset, c.check_name) in selected]
 
 
 def deployment_asset(

@@ -124,3 +124,17 @@ def test_the_checks_alone_verify_what_serves_without_deploying(registry, endpoin
     assert service.health(endpoint.url)["model_version"] == "1"
     assert service.read_pid(endpoint.paths) == pid
     assert _checks_only(registry, endpoint, version="1").success
+
+
+def test_a_rollback_that_fails_is_reported_with_the_checks(registry, endpoint):
+    import shutil
+
+    assert deploy(registry, endpoint, version="1").success
+    shutil.rmtree(endpoint.paths.models_dir / "1")  # the previous version's files are gone
+    result = deploy(registry, endpoint, version="2", latency_bound_ms=0.001)
+    assert not result.success
+    assert check_outcomes(result)["latency_under_bound"] is False
+    error = result.failure_data_for_node("local_endpoint").error
+    message = str(error.cause or error)
+    assert "failed its deployment checks, and rolling the local endpoint" in message
+    assert "back failed too" in message and "refused version 1" in message
