@@ -86,7 +86,7 @@ def _files_holding(root: Path, secret: str) -> list[Path]:
 
 def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_path):
     uri = f"http://{USER}:{SENTINEL}@{auth_server}"
-    done = _train(tmp_path / "home", uri, "--epochs", "5", "--folds", "2", "--threshold", "0.3")
+    done = _train(tmp_path / "home", uri, "--epochs", "1", "--folds", "2", "--threshold", "0.1")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].startswith("Registered penguins version 1")
     assert SENTINEL not in done.stdout + done.stderr

@@ -134,7 +134,7 @@ class LocalTarget:
                     "PENGUINS_ENDPOINT_PORT to a free port"
                 )
             previous = str(running.get("model_version"))
-            if previous == version:
+            if previous == version and running.get("model_name") == self.model_name:
                 return Deployment(version, "unchanged", previous=previous)
             service.swap(settings.url, self.paths, kept, version, self.model_name)
             return Deployment(version, "swapped", previous=previous)
@@ -167,8 +167,10 @@ class LocalTarget:
     def roll_back(self, deployment: Deployment) -> None:
         """Swap the previous version back in, or stop the server this deployment started."""
         if deployment.action == "started":
+            self.log.info(f"stopping the {self.label}, which this deployment started")
             service.stop(self.paths)
         elif deployment.action == "swapped" and deployment.previous:
+            self.log.info(f"swapping version {deployment.previous} back in on the {self.label}")
             kept = self._kept(deployment.previous)
             service.swap(self.settings.url, self.paths, kept, deployment.previous, self.model_name)
 
