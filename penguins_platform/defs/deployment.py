@@ -27,13 +27,14 @@ from penguins_platform.defs.resources import (
     SageMakerEndpoint,
     TargetResource,
 )
-from penguins_platform.deploy.smoke import SmokeResult, smoke_test
 from penguins_platform.deploy.target import DeployError, DeploymentTarget, Fact, Link, LocalFile
 from penguins_platform.ml import schema
 from penguins_platform.tracking.contract import CHAMPION_ALIAS
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from penguins_platform.deploy.smoke import SmokeResult
 
 GROUP = "deployment"
 DEPLOYMENT_CHECKS = {
@@ -87,7 +88,7 @@ def deployment_checks(
     asset: dg.AssetKey,
     expected_version: str,
     served_version: str | None,
-    smoke: SmokeResult,
+    smoke: "SmokeResult",
     latency_bound_ms: float,
 ) -> list[dg.AssetCheckResult]:
     """The three deployment checks, from what the deployment and its smoke test saw."""
@@ -150,7 +151,7 @@ def smoke_rows(penguins: "pd.DataFrame", rows: int) -> tuple[list[dict[str, obje
 
 
 def smoke_metadata(
-    records: list[dict[str, object]], species: list[str], smoke: SmokeResult
+    records: list[dict[str, object]], species: list[str], smoke: "SmokeResult"
 ) -> dict[str, metadata.Entry]:
     """Smoke predictions beside the true species, accuracy and latency, for any target."""
     if not smoke.valid:
@@ -189,6 +190,8 @@ def deploy_version(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The flow, for any target: resolve → download → deploy → smoke test → checks →
     promote, or roll back."""
+    from penguins_platform.deploy.smoke import smoke_test
+
     if not resource.enabled:
         context.log.warning(f"{asset.to_user_string()} skipped: {resource.enable_hint}")
         return
@@ -257,6 +260,8 @@ def _verify_serving(
 ) -> Iterator[dg.AssetCheckResult]:
     """Checks run on their own (from the asset's Checks tab): verify what serves now against
     the version that should, without deploying anything."""
+    from penguins_platform.deploy.smoke import smoke_test
+
     smoke = smoke_test(target.invoke, records, config.latency_requests)
     checks = deployment_checks(
         asset, version, target.served_version(), smoke, config.latency_bound_ms

@@ -4,7 +4,6 @@ import dagster as dg
 from pydantic import Field
 
 from penguins_platform import defaults
-from penguins_platform.defs import event_log
 from penguins_platform.defs.data import raw_penguins
 from penguins_platform.defs.resources import MlflowTracking
 from penguins_platform.defs.training import GROUP, accuracy_threshold, trained_model
@@ -31,6 +30,8 @@ def require_passed_gate(instance: dg.DagsterInstance) -> dict[str, object]:
     closes the gap: a run that materializes `registered_model_version` alone cannot register
     a model that failed, or never ran, its check.
     """
+    from penguins_platform.defs import event_log
+
     outcome = event_log.latest_check_outcome(instance, accuracy_threshold.check_key)
     latest = event_log.latest_materialization_id(instance, trained_model.key)
     if latest is None or outcome is None:
@@ -67,6 +68,7 @@ def registered_model_version(
     serving code, a signature, an input example and pinned requirements. Its tags say which
     Dagster run and data version produced it and how it scored.
     """
+    from penguins_platform.defs import event_log
     from penguins_platform.ml import packaging, schema
 
     gate = require_passed_gate(context.instance)

@@ -12,8 +12,6 @@ import json
 import logging
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -144,18 +142,13 @@ class LocalTarget:
     def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
         """POST `records` to /invocations: the swap made any deployment the serving one."""
         url = f"{self.settings.url}/invocations"
-        request = urllib.request.Request(
-            url,
-            data=json.dumps({"inputs": records}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
-                return json.load(reply)
-        except urllib.error.HTTPError as error:
-            raise InvokeError(f"{url} answered {error.code}: {error.read()[:300]!r}") from error
-        except (urllib.error.URLError, OSError, ValueError) as error:
+            status, body = service.request_json(url, {"inputs": records})
+        except (OSError, ValueError) as error:
             raise InvokeError(f"{url} failed: {error}") from error
+        if status != 200:
+            raise InvokeError(f"{url} answered {status}: {str(body)[:300]}")
+        return body
 
     def served_version(self, deployment: Deployment | None = None) -> str | None:
         answer = service.health(self.settings.url)

@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import re
-import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,6 +160,8 @@ def aws_error_text(error: BaseException) -> str:
 
 def _model_archive(model_dir: Path) -> bytes:
     """The MLflow model folder as SageMaker's model.tar.gz."""
+    import tarfile
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path in sorted(model_dir.rglob("*")):

@@ -8,7 +8,6 @@ private (0700): the capture store in it holds users' requests.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import secrets
@@ -17,8 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +84,11 @@ def request_json(
     url: str, payload: object = None, token: str | None = None, timeout: float = 10.0
 ) -> tuple[int, object]:
     """(status, decoded JSON) of a GET, or of a POST when `payload` is given."""
+    # urllib and http.client are imported where they are used: the definitions import this
+    # module (through the local target's settings) on every load, and need neither.
+    import urllib.error
+    import urllib.request
+
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -108,7 +110,7 @@ def health(url: str, timeout: float = 2.0) -> dict[str, object] | None:
     """The /health answer of whatever listens at `url`, or None when nothing answers it."""
     try:
         status, body = request_json(f"{url}/health", timeout=timeout)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (OSError, ValueError):  # urllib's URLError is an OSError
         return None
     return body if status == 200 and isinstance(body, dict) else None
 
@@ -120,6 +122,8 @@ def is_endpoint(answer: dict[str, object] | None) -> bool:
 
 def describe_listener(host: str, port: int, timeout: float = 2.0) -> str | None:
     """What answers on `host:port`, in words, or None when nothing listens there."""
+    import http.client
+
     try:
         connection = socket.create_connection((host, port), timeout=timeout)
     except OSError:

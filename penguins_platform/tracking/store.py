@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +98,9 @@ class MlflowStore(BaseModel):
         """GET /health, then one small authenticated API call, with the credentials as a
         header: urllib would take `user:pw@` for part of the host name and report a running
         server unreachable, and MLflow's /health answers whatever the credentials."""
+        import urllib.error
+        import urllib.request
+
         target = credentials.split(self.uri)
         header = target.basic_auth_header or _environment_auth_header()
         base = target.uri.rstrip("/")
