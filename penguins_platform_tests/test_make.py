@@ -54,7 +54,7 @@ def test_make_train_registers_a_version_and_records_the_run(user):
 def test_make_train_with_a_high_threshold_exits_non_zero_and_says_why(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": store}
-    done = _make("train", env, "--threshold", "0.99")
+    done = _make("train", env, "--threshold", "0.99", "--epochs", "5", "--folds", "2")
     assert done.returncode != 0
     assert "check trained_model:accuracy_threshold failed" in done.stderr
     assert "is below the threshold 0.9900" in done.stderr

@@ -91,6 +91,9 @@ class SageMakerSettings(BaseModel):
     endpoint_url: str | None = Field(
         default=None, description="AWS API endpoint override, for emulators or private links."
     )
+    api_attempts: int = Field(
+        default=6, ge=1, description="Attempts of each AWS call, with backoff, on throttling."
+    )
     wait_timeout_seconds: float = Field(default=1800.0, description="Wait for InService this long.")
     poll_interval_seconds: float = Field(default=15.0, description="Status poll interval.")
 
@@ -187,7 +190,7 @@ class SageMakerTarget:
         self.model_name = model_name
         self.log = log or logging.getLogger(__name__)
         self.sleep = sleep
-        config = Config(retries={"max_attempts": 6, "mode": "standard"})
+        config = Config(retries={"max_attempts": settings.api_attempts, "mode": "standard"})
 
         def client(service: str) -> BaseClient:
             return session.client(service, config=config, endpoint_url=settings.endpoint_url)
