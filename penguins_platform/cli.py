@@ -98,7 +98,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 def execute(
-    job_name: str, run_config: dg.RunConfig | dict[str, object], args: argparse.Namespace
+    job_name: str, run_config: dg.RunConfig, args: argparse.Namespace
 ) -> dg.ExecuteInProcessResult | None:
     """Run `job_name` in this process on the local instance; None when it ran out of time."""
     import dagster as dg
@@ -111,6 +111,9 @@ def execute(
     if not args.verbose:
         job = event_log.with_quiet_console(job)
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow's chatter is its own
+    # Named always: a run config that names no logger gets Dagster's default console.
+    level = "DEBUG" if args.verbose else "INFO"
+    run_config.loggers = {"console": {"config": {"log_level": level}}}
     limit = args.max_runtime or float(job.tags[MAX_RUNTIME_TAG])
     with dg.DagsterInstance.get() as instance:
         try:
@@ -142,7 +145,6 @@ def train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         folds=args.folds,
         seed=args.seed,
-        log_level="DEBUG" if args.verbose else "INFO",
     )
     result = execute("training_job", run_config, args)
     if result is None:
@@ -164,14 +166,10 @@ def serve(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from penguins_platform.defs import event_log
+    from penguins_platform.defs.deployment import DeploymentConfig
 
-    config = {"version": args.version} if args.version else {}
-    run_config = {
-        "ops": {"local_endpoint": {"config": config}},
-        # A run config that names no logger gets Dagster's default console, whatever the job.
-        "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}},
-    }
-    result = execute("local_endpoint_job", run_config, args)
+    config = DeploymentConfig(**({"version": args.version} if args.version else {}))
+    result = execute("local_endpoint_job", dg.RunConfig(ops={"local_endpoint": config}), args)
     if result is None:
         return 1
     if not result.success:

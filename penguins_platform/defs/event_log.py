@@ -89,7 +89,7 @@ def failure_reasons(events: Sequence[dg.DagsterEvent]) -> list[str]:
     """
     checks: list[tuple[str, str]] = []
     raised: dict[str, str] = {}
-    resources: list[str] = []
+    run_level: list[str] = []
     for event in events:
         kind = event.event_type_value
         if kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
@@ -105,10 +105,10 @@ def failure_reasons(events: Sequence[dg.DagsterEvent]) -> list[str]:
         elif kind == "RESOURCE_INIT_FAILURE":
             error = _root_error(event.event_specific_data.error)
             if error is not None:
-                resources.append(f"resources could not start: {_message(error)}")
+                run_level.append(f"resources could not start: {_message(error)}")
         elif kind == "RUN_FAILURE" and event.message and "maximum runtime" in event.message:
-            resources.append(event.message)
-    reasons = resources + [line for asset, line in checks if asset not in raised]
+            run_level.append(event.message)
+    reasons = run_level + [line for asset, line in checks if asset not in raised]
     reasons += list(raised.values())
     return reasons or ["the run failed before any step; `--verbose` shows Dagster's log"]
 
