@@ -45,3 +45,8 @@ SENSOR_INTERVAL_SECONDS = 30
 # legitimately wait 30 minutes for InService, so deployments get an hour.
 TRAINING_MAX_RUNTIME_SECONDS = 3600
 DEPLOYMENT_MAX_RUNTIME_SECONDS = 3600
+
+# Production retrains on a schedule (the reference's Step Functions trigger): Mondays at 03:00
+# UTC. Local mode leaves the schedule stopped; PENGUINS_SCHEDULES=on starts it.
+TRAINING_SCHEDULE_CRON = "0 3 * * 1"
+SCHEDULE_TIMEZONE = "UTC"

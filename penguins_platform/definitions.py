@@ -1,8 +1,8 @@
 """The platform's index: every asset, check, job, sensor and resource, in lineage order.
 
-Executor: the in-process executor runs every step in one process. keras+jax, mlflow and
-scikit-learn cost seconds to import; the multiprocess executor would pay that again in
-every step, which is slower than the training itself on this data.
+Executor: in-process by default, every step in the run's own process; `PENGUINS_EXECUTOR`
+picks a step executor instead (multiprocess, ECS or Kubernetes; see `defs/executors.py`).
+Asset values pass through the local filesystem, or S3 once `PENGUINS_IO_BUCKET` is set.
 
 Resources take their settings from the environment variables named below when those are set
 (the UI then shows the variable, not its value), and from their declared defaults otherwise.
@@ -21,9 +21,11 @@ from penguins_platform.defs.data import (
     species_are_known,
 )
 from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
+from penguins_platform.defs.executors import executor_from_env
 from penguins_platform.defs.jobs import deployment_job, local_endpoint_job, training_job
 from penguins_platform.defs.registry import registered_model_version
 from penguins_platform.defs.resources import (
+    AssetStorage,
     AzureMLEndpoint,
     LocalEndpoint,
     MlflowTracking,
@@ -31,6 +33,7 @@ from penguins_platform.defs.resources import (
     SageMakerEndpoint,
     from_env,
 )
+from penguins_platform.defs.schedules import training_schedule
 from penguins_platform.defs.sensors import new_model_version_sensor
 from penguins_platform.defs.training import (
     accuracy_threshold,
@@ -41,6 +44,10 @@ from penguins_platform.defs.training import (
 from penguins_platform.project import prepare_jax_cache
 
 prepare_jax_cache()
+
+# One S3 client's settings for the data location and the asset values; boto3's environment
+# (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE) fills what is unset.
+s3 = S3Storage()
 
 defs = dg.Definitions(
     assets=[
@@ -65,7 +72,12 @@ defs = dg.Definitions(
     ],
     jobs=[training_job, local_endpoint_job, deployment_job],
     sensors=[new_model_version_sensor],
+    schedules=[training_schedule],
     resources={
+        "io_manager": AssetStorage(
+            **from_env(AssetStorage, bucket="PENGUINS_IO_BUCKET", prefix="PENGUINS_IO_PREFIX"),
+            s3=s3,
+        ),
         "mlflow": MlflowTracking(
             **from_env(
                 MlflowTracking,
@@ -76,7 +88,7 @@ defs = dg.Definitions(
                 ui_url="MLFLOW_UI_URL",
             )
         ),
-        "s3": S3Storage(),
+        "s3": s3,
         "endpoint": LocalEndpoint(
             **from_env(
                 LocalEndpoint,
@@ -113,5 +125,5 @@ defs = dg.Definitions(
             )
         ),
     },
-    executor=dg.in_process_executor,
+    executor=executor_from_env(),
 )

@@ -16,6 +16,14 @@ from penguins_platform.defs.training import (
 )
 
 MAX_RUNTIME_TAG = "dagster/max_runtime"
+# Every deployment run carries this tag. Every one of them touches the local endpoint, so the
+# production run queue's limit of one run per value (infra/dagster/dagster.yaml,
+# infra/helm/values.yaml) means one deployment per target at a time.
+DEPLOYMENT_TAG = "penguins/deployment"
+DEPLOYMENT_TAGS = {
+    MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS),
+    DEPLOYMENT_TAG: "endpoints",
+}
 
 training_job = dg.define_asset_job(
     "training_job",
@@ -31,7 +39,7 @@ local_endpoint_job = dg.define_asset_job(
     "local_endpoint_job",
     selection=dg.AssetSelection.assets("local_endpoint"),
     description="Serve the champion (or a chosen version) on the local HTTP endpoint.",
-    tags={MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS)},
+    tags=DEPLOYMENT_TAGS,
 )
 
 deployment_job = dg.define_asset_job(
@@ -41,7 +49,7 @@ deployment_job = dg.define_asset_job(
         "Deploy one registered version to the enabled targets. The sensor launches it for each "
         "new version; launch it yourself with a `version` in each asset's config to roll back."
     ),
-    tags={MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS)},
+    tags=DEPLOYMENT_TAGS,
 )
 
 

@@ -1,4 +1,4 @@
-"""Resources: the MLflow store, S3, and the three deployment targets.
+"""Resources: the MLflow store, S3, where asset values live, and the three deployment targets.
 
 Each resource mixes in the plain settings class of what it configures (`MlflowStore`,
 `LocalEndpointSettings`, `SageMakerSettings`, `AzureSettings`), so every setting is declared
@@ -66,7 +66,9 @@ class MlflowTracking(dg.ConfigurableResource, MlflowStore):
             self.ensure_reachable()
 
     @contextlib.contextmanager
-    def parent_run(self, context: dg.AssetExecutionContext) -> Iterator[str]:
+    def parent_run(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext
+    ) -> Iterator[str]:
         """The MLflow run of this Dagster run, marked RUNNING while the step uses it."""
         with self.running(self.parent_run_id(context.run.run_id, context.job_name)) as run_id:
             yield run_id
@@ -96,6 +98,34 @@ class S3Storage(dg.ConfigurableResource):
             endpoint_url=self.endpoint_url,
             profile_name=self.profile_name,
         ).get_client()
+
+
+class AssetStorage(dg.ConfigurableIOManagerFactory):
+    """Where asset values pass between steps: S3 when a bucket is set, this machine otherwise.
+
+    Locally it is Dagster's filesystem I/O manager under the instance's storage folder. With a
+    bucket it is dagster-aws's `S3PickleIOManager`, so steps that run in separate ECS tasks
+    or pods (and the next run) read what the others wrote. The choice is made when a run
+    starts, so loading the definitions never imports dagster_aws (about 2 s on its own).
+    """
+
+    bucket: str | None = Field(
+        default=None, description="S3 bucket for asset values; unset keeps them on this machine."
+    )
+    prefix: str = Field(default="dagster", description="Key prefix under the bucket.")
+    s3: S3Storage = Field(default_factory=S3Storage, description="The S3 client's settings.")
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
+        if not self.bucket:
+            return dg.FilesystemIOManager().create_io_manager(context)
+        from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+        s3 = S3Resource(
+            region_name=self.s3.region_name,
+            endpoint_url=self.s3.endpoint_url,
+            profile_name=self.s3.profile_name,
+        )
+        return S3PickleIOManager(s3_resource=s3, s3_bucket=self.bucket, s3_prefix=self.prefix)
 
 
 class TargetResource(Protocol):

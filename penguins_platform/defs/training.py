@@ -1,5 +1,6 @@
 """Training stage: fitted transformers, cross-validation, the final model, and its gate."""
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -10,7 +11,6 @@ from penguins_platform.defs import metadata
 from penguins_platform.defs.resources import MlflowTracking
 
 if TYPE_CHECKING:
-    from penguins_platform.ml.evaluation import FoldScore
     from penguins_platform.ml.model import TrainingParameters
 
 GROUP = "training"
@@ -71,42 +71,72 @@ def feature_transformer(penguins) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"keras", "mlflow"})
-def cross_validation_scores(
-    context: dg.AssetExecutionContext,
+# Cross-validation is a graph of steps, so each fold is a step of its own: in this process by
+# default, or one process, ECS task or Kubernetes pod per fold with a step executor
+# (PENGUINS_EXECUTOR, see `defs/executors.py`), as the reference runs a Batch task per fold.
+
+
+@dg.op(out=dg.DynamicOut(), tags={"kind": "scikitlearn"})
+def split_folds(
+    context: dg.OpExecutionContext,
     config: CrossValidationConfig,
     penguins,
     mlflow: MlflowTracking,
-) -> dg.MaterializeResult:
-    """How well the training recipe generalises: seeded K-fold, one nested MLflow run a fold.
+) -> Iterator[dg.DynamicOutput]:
+    """Seeded K-fold splits, one dynamic output a fold. The MLflow parent run starts here,
+    before any fold, so every fold's step nests under the same one."""
+    from penguins_platform.ml.evaluation import fold_splits
 
-    Each fold fits its own transformers on its training rows only, so no statistic of a
-    held-out row leaks into the score.
-    """
-    from penguins_platform.ml import schema
-    from penguins_platform.ml.evaluation import cross_validate
-    from penguins_platform.ml.plots import confusion_matrix_markdown
-
-    parameters = config.parameters()
     with mlflow.parent_run(context) as parent_run_id:
         mlflow.log_params(parent_run_id, config.model_dump())
+    for split in fold_splits(penguins, config.folds, config.seed):
+        yield dg.DynamicOutput(split, mapping_key=f"fold_{split.fold}")
 
-        def on_fold_end(score: "FoldScore") -> None:
-            context.log.info(
-                f"fold {score.fold}/{config.folds}: accuracy {score.accuracy:.4f}, "
-                f"loss {score.loss:.4f}"
-            )
-            fold_run = mlflow.nested_run(parent_run_id, f"fold-{score.fold}")
-            mlflow.log_metrics(fold_run, {"accuracy": score.accuracy, "loss": score.loss})
-            mlflow.client().set_terminated(fold_run)
 
-        scores = cross_validate(penguins, config.folds, parameters, on_fold_end=on_fold_end)
+@dg.op(tags={"kind": "keras"})
+def score_fold(
+    context: dg.OpExecutionContext,
+    config: CrossValidationConfig,
+    penguins,
+    split,
+    mlflow: MlflowTracking,
+):
+    """One fold: fit on its training rows, score its held-out rows, log a nested MLflow run."""
+    from penguins_platform.ml.evaluation import score_fold as score
+
+    result = score(penguins, split, config.parameters())
+    fold = result.score
+    context.log.info(
+        f"fold {fold.fold}/{config.folds}: accuracy {fold.accuracy:.4f}, loss {fold.loss:.4f}"
+    )
+    parent_run_id = mlflow.parent_run_id(context.run.run_id, context.job_name)
+    fold_run = mlflow.nested_run(parent_run_id, f"fold-{fold.fold}")
+    mlflow.log_metrics(fold_run, {"accuracy": fold.accuracy, "loss": fold.loss})
+    mlflow.client().set_terminated(fold_run)
+    return result
+
+
+@dg.op(tags={"kind": "mlflow"})
+def combine_folds(
+    context: dg.OpExecutionContext,
+    config: CrossValidationConfig,
+    results,
+    mlflow: MlflowTracking,
+) -> dg.Output:
+    """The folds' scores, their summary and the pooled confusion matrix, as the asset."""
+    from penguins_platform.ml import schema
+    from penguins_platform.ml.evaluation import combine_folds as combine
+    from penguins_platform.ml.plots import confusion_matrix_markdown
+
+    scores = combine(results)
+    with mlflow.parent_run(context) as parent_run_id:
         mlflow.log_metrics(parent_run_id, {f"cv_{k}": v for k, v in scores.summary().items()})
     context.log.info(
-        f"cross-validated accuracy {scores.accuracy_mean:.4f} ± {scores.accuracy_std:.4f}"
+        f"cross-validated accuracy {scores.accuracy_mean:.4f} ± {scores.accuracy_std:.4f} "
+        f"over {len(scores.folds)} folds"
     )
-    return dg.MaterializeResult(
-        value=scores,
+    return dg.Output(
+        scores,
         metadata={
             **scores.summary(),
             "folds": metadata.key_value_table(
@@ -125,6 +155,30 @@ def cross_validation_scores(
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(parent_run_id)),
         },
     )
+
+
+@dg.config_mapping
+def cross_validation_config(config: CrossValidationConfig) -> dict[str, object]:
+    """The asset keeps one config block; each of its steps gets the same knobs."""
+    values = {"config": config.model_dump()}
+    return {"split_folds": values, "score_fold": values, "combine_folds": values}
+
+
+@dg.graph_asset(
+    group_name=GROUP,
+    kinds={"keras", "mlflow"},
+    config=cross_validation_config,
+)
+def cross_validation_scores(penguins):
+    """How well the training recipe generalises: seeded K-fold, one step and one nested MLflow
+    run a fold.
+
+    Each fold fits its own transformers on its training rows only, so no statistic of a
+    held-out row leaks into the score.
+    """
+    splits = split_folds(penguins)
+    results = splits.map(lambda split: score_fold(penguins, split))
+    return combine_folds(results.collect())
 
 
 @dg.asset(group_name=GROUP, kinds={"keras", "jax"})

@@ -22,6 +22,7 @@ from penguins_platform.tracking import credentials
 from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
 
 if TYPE_CHECKING:
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
 
@@ -168,23 +169,37 @@ class MlflowStore(BaseModel):
 
     def parent_run_id(self, dagster_run_id: str, job_name: str) -> str:
         """The MLflow run of a Dagster run, found by its tag, or created on first use, so every
-        step of the run (in any process) logs to the same MLflow run."""
+        step of the run (in any process) logs to the same MLflow run.
+
+        Steps that run at once in separate processes may both find none and both create one.
+        Each creator then looks again and keeps the oldest, deleting its own if it lost. That
+        settles every race but one where the clocks invert the two creations within the same
+        milliseconds, so the training job also starts its parent in its first MLflow step
+        (`split_folds`), seconds before the final model's step first logs to it.
+        """
         client = self.client()
-        experiment_id = self.experiment_id()
-        found = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'",
-            max_results=10,
-        )
-        parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+        parents = self._parent_runs(dagster_run_id)
         if parents:
             return parents[0].info.run_id
-        run = client.create_run(
-            experiment_id,
+        created = client.create_run(
+            self.experiment_id(),
             run_name=f"dagster-{dagster_run_id[:8]}",
             tags={DAGSTER_RUN_TAG: dagster_run_id, "dagster_job": job_name},
+        ).info.run_id
+        oldest = self._parent_runs(dagster_run_id)[0].info.run_id
+        if oldest != created:
+            client.delete_run(created)
+        return oldest
+
+    def _parent_runs(self, dagster_run_id: str) -> list[Run]:
+        """The top-level MLflow runs tagged with this Dagster run, oldest first."""
+        found = self.client().search_runs(
+            [self.experiment_id()],
+            filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'",
+            max_results=50,
         )
-        return run.info.run_id
+        parents = [run for run in found if "mlflow.parentRunId" not in run.data.tags]
+        return sorted(parents, key=lambda run: (run.info.start_time, run.info.run_id))
 
     @contextlib.contextmanager
     def running(self, run_id: str) -> Iterator[str]:
