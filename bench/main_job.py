@@ -13,7 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import PYTHON, REPO_ROOT, alternate, report, wall_time
+from common import PYTHON, alternate, report, wall_time
+
+from penguins_platform.project import INSTANCE_TEMPLATE
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     counter = iter(range(1_000_000))
     home = work / "dagster-home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
     try:
         _migrate(template)
 

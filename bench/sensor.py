@@ -20,6 +20,7 @@ from pathlib import Path
 from common import PYTHON, REPO_ROOT
 
 from penguins_platform import defaults
+from penguins_platform.project import INSTANCE_TEMPLATE
 from penguins_platform_tests.servers import free_port
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -91,7 +92,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="penguins-sensor-bench-"))
     home = work / "home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

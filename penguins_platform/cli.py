@@ -65,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")
     ui.add_argument("--port", type=int, default=5000)
+    check = commands.add_parser(
+        "check-instance",
+        help="check $DAGSTER_HOME/dagster.yaml before a service starts",
+        description="Check the instance config, its variables and its database; one line out.",
+    )
+    check.add_argument("--home", type=Path, default=None, help="default: $DAGSTER_HOME")
     return root
 
 
@@ -250,6 +256,25 @@ def mlflow_ui(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
+def check_instance(args: argparse.Namespace) -> int:
+    """Exit 0 with a summary when the instance can start; 2 with the wrong setting otherwise."""
+    from penguins_platform.instance_check import InstanceConfigError
+    from penguins_platform.instance_check import check_instance as check
+
+    home = args.home or (
+        Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else None
+    )
+    if home is None:
+        print("check-instance: DAGSTER_HOME is not set (or pass --home)", file=sys.stderr)
+        return 2
+    try:
+        print(check(home))
+    except InstanceConfigError as error:
+        print(f"check-instance: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {
@@ -259,5 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sample": sample,
         "dev": dev,
         "mlflow-ui": mlflow_ui,
+        "check-instance": check_instance,
     }
     return commands[args.command](args)

@@ -14,7 +14,7 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 DEFAULT_MLFLOW_DIR = PROJECT_ROOT / ".mlflow"
 DEFAULT_JAX_CACHE = PROJECT_ROOT / ".cache" / "jax"
 DEFAULT_SERVING_DIR = PROJECT_ROOT / ".serving"
-INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster.yaml"
+INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster" / "local.yaml"
 
 
 def default_tracking_uri() -> str:

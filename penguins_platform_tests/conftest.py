@@ -21,6 +21,7 @@ from penguins_platform.definitions import defs
 from penguins_platform.defs.jobs import training_run_config
 from penguins_platform.defs.resources import MlflowTracking, S3Storage
 from penguins_platform.ml.model import TrainingParameters
+from penguins_platform.project import INSTANCE_TEMPLATE
 from penguins_platform_tests.servers import (
     free_port,
     start_process,
@@ -243,7 +244,7 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     root = tmp_path_factory.mktemp("dagster-dev")
     home = root / "home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "infra" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
     port = free_port()
     log = root / "dagster-dev.log"
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"

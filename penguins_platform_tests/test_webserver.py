@@ -90,7 +90,7 @@ mutation($params: ExecutionParams!) {
 
 
 def test_a_run_over_its_max_runtime_is_failed_and_says_so(dagster_dev):
-    """Run monitoring is on in infra/dagster.yaml: the daemon fails a run past its limit."""
+    """Run monitoring is on in infra/dagster/local.yaml: the daemon fails a run past its limit."""
     params = {
         "selector": {
             "repositoryLocationName": "penguins_platform",

@@ -1,6 +1,6 @@
 """Jobs: named selections of the lineage that users, the sensor and schedules launch.
 
-Every job carries a `dagster/max_runtime` tag: with run monitoring on (infra/dagster.yaml),
+Every job carries a `dagster/max_runtime` tag: with run monitoring on (infra/dagster/local.yaml),
 the daemon fails a run that outlives it and says so, and `make train` stops its in-process
 run at the same limit. No run hangs forever.
 """
