@@ -275,7 +275,33 @@ def check_instance(args: argparse.Namespace) -> int:
     return 0
 
 
+def database_error(error: BaseException) -> str | None:
+    """The database's own words when `error` comes from the instance's storage going away."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if type(seen).__name__ == "OperationalError" and "sql" in type(seen).__module__:
+            return " ".join(str(getattr(seen, "orig", None) or seen).split())
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_command(argv)
+    except Exception as error:
+        reason = database_error(error)
+        if reason is None:
+            raise
+        print(
+            f"The Dagster instance's database stopped answering, so this run failed: {reason}\n"
+            "Nothing after that point was recorded. Start the database and run again; "
+            "`python -m penguins_platform check-instance` tells when it answers.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {
         "train": train,

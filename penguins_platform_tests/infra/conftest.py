@@ -1,0 +1,47 @@
+"""Production-mode fixtures: a real PostgreSQL cluster and instances that use it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from penguins_platform_tests.conftest import REPO_ROOT
+from penguins_platform_tests.postgres import PostgresCluster, postgres_cluster
+
+PRODUCTION_INSTANCE = REPO_ROOT / "infra" / "dagster" / "dagster.yaml"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One cluster for the session; each test takes a database of its own."""
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_database(postgres: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty database, with the DAGSTER_PG_* variables pointing at it."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    postgres.create_database(name)
+    for variable, value in postgres.environment(name).items():
+        monkeypatch.setenv(variable, value)
+    return name
+
+
+def postgres_home(directory: Path, **sections: object) -> Path:
+    """A DAGSTER_HOME whose storage is the production instance's own Postgres block
+    (infra/dagster/dagster.yaml), with runs launched on this machine, plus `sections`."""
+    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    config = {
+        "telemetry": {"enabled": False},
+        "nux": {"enabled": False},
+        "storage": production["storage"],
+        **sections,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return directory
