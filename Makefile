@@ -11,10 +11,12 @@ ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-# The browser test drives the Dagster UI in Debian's Chromium.
+# The browser test drives the Dagster UI in Debian's Chromium; the production-mode tests start
+# throwaway PostgreSQL clusters with Debian's server programs.
 CHROMIUM ?= /usr/bin/chromium
+POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean
+.PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean system-packages
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -46,16 +48,18 @@ dev: setup  ## the Dagster UI on the same instance, http://127.0.0.1:3000
 mlflow-ui: setup  ## the MLflow UI on the local store, http://127.0.0.1:5000
 	$(BIN)/python -m penguins_platform mlflow-ui
 
-# Installs Chromium when it is missing: as root with apt-get, else through passwordless sudo;
-# otherwise it says the command to run.
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; \
-	else echo "make test needs Chromium at $(CHROMIUM) for the browser test:" \
-	  "run 'sudo apt-get install -y chromium' (or set CHROMIUM to one you have)" >&2; exit 1; fi; \
-	echo "installing Debian's chromium for the browser test"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+# Installs what the tests need from Debian when it is missing, in one apt-get: as root, else
+# through passwordless sudo; otherwise it says the command to run.
+system-packages:
+	@missing="$(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB),,postgresql)"; \
+	missing=$$(echo $$missing); [ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; \
+	else echo "make test needs Debian's $$missing (the browser and Postgres tests):" \
+	  "run 'sudo apt-get install -y $$missing'" >&2; exit 1; fi; \
+	echo "installing Debian's $$missing for the tests"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
 
-test: setup $(CHROMIUM)  ## lint, then the whole suite (installs Chromium when missing)
+test: setup system-packages  ## lint, then the whole suite (installs Chromium and PostgreSQL when missing)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
@@ -73,6 +77,7 @@ bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/main_job.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/sensor.py
+	$(BIN)/python bench/production.py
 
 clean:
 	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving
