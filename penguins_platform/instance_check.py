@@ -65,6 +65,14 @@ def check_instance(home: Path, environ: Mapping[str, str] | None = None) -> str:
         raise InstanceConfigError(
             f"{path.name} reads environment variables that are not set: {where}"
         )
+    launcher = (config.get("run_launcher") or {}).get("config") or {}
+    copied = [name for name in launcher.get("env_vars") or [] if "=" not in name]
+    unset = [name for name in copied if name not in environ]
+    if unset:
+        raise InstanceConfigError(
+            f"run_launcher.config.env_vars copies variables into every run that are not set "
+            f"here: {', '.join(unset)}"
+        )
     parts = [_check_storage(config.get("storage"))]
     for section in CLASS_SECTIONS:
         if section in config:

@@ -100,6 +100,10 @@ class S3Storage(dg.ConfigurableResource):
         ).get_client()
 
 
+class AssetStorageError(RuntimeError):
+    """The configured asset bucket cannot be used; the message names it."""
+
+
 class AssetStorage(dg.ConfigurableIOManagerFactory):
     """Where asset values pass between steps: S3 when a bucket is set, this machine otherwise.
 
@@ -118,6 +122,7 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
     def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
         if not self.bucket:
             return dg.FilesystemIOManager().create_io_manager(context)
+        from botocore.exceptions import BotoCoreError, ClientError
         from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
         s3 = S3Resource(
@@ -125,6 +130,16 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
             endpoint_url=self.s3.endpoint_url,
             profile_name=self.s3.profile_name,
         )
+        # One cheap call when the run starts, so a wrong bucket or missing credentials fail
+        # the run before any step, naming the bucket, instead of boto3's bare NoSuchBucket
+        # after the first step's work.
+        try:
+            s3.get_client().head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as error:
+            raise AssetStorageError(
+                f"the asset storage bucket {self.bucket!r} (PENGUINS_IO_BUCKET) cannot be "
+                f"used: {error}. Create it, or fix PENGUINS_IO_BUCKET and the S3 credentials."
+            ) from None
         return S3PickleIOManager(s3_resource=s3, s3_bucket=self.bucket, s3_prefix=self.prefix)
 
 

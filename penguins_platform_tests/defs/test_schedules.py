@@ -1,0 +1,83 @@
+"""The weekly training schedule: off where it runs by default, on where production says so."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+from dagster._utils.schedules import cron_string_iterator
+
+from penguins_platform import defaults
+from penguins_platform.definitions import defs
+from penguins_platform.defs.schedules import SCHEDULES_VARIABLE, default_status, training_schedule
+from penguins_platform_tests.conftest import REPO_ROOT
+
+# The variables the schedule module reads when it is imported.
+SCHEDULE_VARIABLES = (
+    SCHEDULES_VARIABLE,
+    "PENGUINS_TRAINING_SCHEDULE",
+    "PENGUINS_SCHEDULE_TIMEZONE",
+)
+
+
+def _loaded_schedule(**variables: str) -> dict:
+    """The training schedule as a fresh process loads the definitions with `variables`."""
+    probe = (
+        "import json; from penguins_platform.definitions import defs; "
+        "s = defs.resolve_schedule_def('training_schedule'); "
+        "print(json.dumps({'status': s.default_status.value, 'cron': s.cron_schedule, "
+        "'job': s.job_name}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in SCHEDULE_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env={**env, **variables}, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_default_is_weekly_on_mondays_at_three_utc():
+    assert training_schedule.cron_schedule == defaults.TRAINING_SCHEDULE_CRON
+    assert training_schedule.execution_timezone == defaults.SCHEDULE_TIMEZONE == "UTC"
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC).timestamp()
+    ticks = cron_string_iterator(start, training_schedule.cron_schedule, "UTC")
+    first, second, third = (next(ticks) for _ in range(3))
+    assert first == datetime.datetime(2025, 1, 6, 3, tzinfo=datetime.UTC)
+    assert first.weekday() == 0, "Monday"
+    assert second - first == third - second == datetime.timedelta(days=7)
+
+
+def test_the_schedule_is_stopped_unless_schedules_are_on():
+    assert training_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert default_status({}) == dg.DefaultScheduleStatus.STOPPED
+    assert default_status({SCHEDULES_VARIABLE: "off"}) == dg.DefaultScheduleStatus.STOPPED
+    for value in ("on", "ON", " true ", "1", "yes"):
+        assert default_status({SCHEDULES_VARIABLE: value}) == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_production_settings_start_the_schedule_on_its_own_cron():
+    """PENGUINS_SCHEDULES and PENGUINS_TRAINING_SCHEDULE are read when the definitions load,
+    so a process that loads them with those variables is what the daemon sees."""
+    loaded = _loaded_schedule(PENGUINS_SCHEDULES="on", PENGUINS_TRAINING_SCHEDULE="*/15 * * * *")
+    assert loaded == {"status": "RUNNING", "cron": "*/15 * * * *", "job": "training_job"}
+
+
+def test_the_schedule_targets_the_training_job():
+    assert training_schedule.job_name == "training_job"
+    assert defs.resolve_schedule_def("training_schedule").job_name == "training_job"
+
+
+def test_a_tick_requests_one_training_run_that_launches_with_the_defaults():
+    tick = datetime.datetime(2025, 1, 6, 3, tzinfo=datetime.UTC)
+    data = training_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert data.skip_message is None
+    [request] = data.run_requests
+    # A request without a job name runs the schedule's own job.
+    assert request.job_name in (None, "training_job")
+    assert request.tags["dagster/schedule_name"] == "training_schedule"
+    job = defs.resolve_job_def("training_job")
+    config = dg.validate_run_config(job, request.run_config)
+    assert config["ops"]["trained_model"]["config"]["epochs"] == defaults.EPOCHS
