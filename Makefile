@@ -14,6 +14,9 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 # The browser test drives the Dagster UI in Debian's Chromium; the production-mode tests start
 # throwaway PostgreSQL clusters with Debian's server programs.
 CHROMIUM ?= /usr/bin/chromium
+# pytest-xdist workers. Most tests wait on a server or a subprocess, so two keep both cores
+# of a small machine busy; each test file stays on one worker, with its module fixtures.
+TEST_WORKERS ?= 2
 POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
 .PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean system-packages
@@ -62,7 +65,7 @@ system-packages:
 test: setup system-packages  ## lint, then the whole suite (installs Chromium and PostgreSQL when missing)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+	PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from penguins_platform.project import INSTANCE_TEMPLATE
 from penguins_platform.tracking.contract import DAGSTER_RUN_TAG
 from penguins_platform_tests.conftest import CLOUD_VARIABLES, REPO_ROOT, VENV_BIN, run_training
 
-FOLDS = 3
+FOLDS = 2
 CONFIG = {"epochs": 8, "batch_size": 32, "learning_rate": 0.01, "seed": 7, "folds": FOLDS}
 
 

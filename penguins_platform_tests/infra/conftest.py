@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,3 +46,17 @@ def postgres_home(directory: Path, **sections: object) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
     return directory
+
+
+def wait_for(condition, process, log: Path, what: str, timeout: float = 150.0):
+    """Poll `condition` until it returns something truthy; fail with the process's log if the
+    process exits first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            pytest.fail(f"the process exited while waiting for {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"no {what} within {timeout}s:\n{log.read_text()[-3000:]}")
