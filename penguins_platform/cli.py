@@ -81,24 +81,40 @@ class RunTimedOut(Exception):
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the in-process run after `seconds`, as the daemon's run monitoring would a
-    launched one: Dagster turns the interrupt into a failed run, and this raises."""
+    launched one: Dagster turns the interrupt into a failed run, and this raises.
+
+    The interrupt is sent again every second until the run ends. Dagster holds an interrupt
+    that lands in its own bookkeeping (writing an event, storing an output) until the next
+    step's code runs, and a nested hold can drop it; one signal alone could then let the run
+    go on to register a model.
+    """
     expired = threading.Event()
+    stopped = threading.Event()
+    sending = threading.Lock()
 
     def interrupt() -> None:
+        if stopped.wait(seconds):
+            return
         expired.set()
-        os.kill(os.getpid(), signal.SIGINT)
+        while True:
+            with sending:
+                if stopped.is_set():
+                    return
+                os.kill(os.getpid(), signal.SIGINT)
+            if stopped.wait(1.0):
+                return
 
-    timer = threading.Timer(seconds, interrupt)
-    timer.daemon = True
-    timer.start()
+    threading.Thread(target=interrupt, name="max-runtime", daemon=True).start()
     try:
-        yield
+        try:
+            yield
+        finally:
+            with sending:  # no signal is sent after this
+                stopped.set()
     except KeyboardInterrupt:
         if expired.is_set():
             raise RunTimedOut from None
         raise
-    finally:
-        timer.cancel()
     if expired.is_set():
         raise RunTimedOut
 
