@@ -107,7 +107,7 @@ def fan_out(work: Path, repeats: int) -> None:
     in_process()  # warm the JAX cache
     samples = alternate(repeats, in_process=in_process, multiprocess=multiprocess)
     report(
-        "fold fan-out, multiprocess over in-process (2 cores; reported, no target)",
+        "fold fan-out, multiprocess over in-process on this 2-core box",
         "in_process", "multiprocess", samples, target=float("inf"),
     )  # fmt: skip
     step_breakdown(home)

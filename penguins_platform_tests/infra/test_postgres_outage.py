@@ -33,7 +33,7 @@ def test_postgres_outage_fails_the_run_and_a_later_run_works(tmp_path, sqlite_st
         }
         train = [str(VENV_BIN / "python"), "-m", "penguins_platform", "train"]
         log = tmp_path / "outage.log"
-        process = start_process([*train, "--epochs", "400"], log, env=env, cwd=REPO_ROOT)
+        process = start_process(train, log, env=env, cwd=REPO_ROOT)
         try:
             with dg.DagsterInstance.from_config(str(home)) as instance:
 
