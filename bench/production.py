@@ -24,9 +24,8 @@ import yaml
 from common import PYTHON, REPO_ROOT, alternate, report, wall_time
 
 from penguins_platform.project import INSTANCE_TEMPLATE
-from penguins_platform_tests.postgres import postgres_cluster
+from penguins_platform_tests.postgres import postgres_cluster, postgres_home
 
-PRODUCTION_INSTANCE = REPO_ROOT / "infra" / "dagster" / "dagster.yaml"
 DAGSTER = str(Path(PYTHON).with_name("dagster"))
 
 
@@ -56,13 +55,9 @@ def storage(work: Path, cluster, repeats: int) -> None:
     sqlite_home = work / "sqlite-home"
     sqlite_home.mkdir()
     shutil.copy(INSTANCE_TEMPLATE, sqlite_home / "dagster.yaml")
-    postgres_home = work / "postgres-home"
-    postgres_home.mkdir()
-    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    # The local instance with the production storage block, so storage is all that differs.
     local = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
-    (postgres_home / "dagster.yaml").write_text(
-        yaml.safe_dump({**local, "storage": production["storage"]})
-    )
+    pg_home = postgres_home(work / "postgres-home", **local)
     common = {**_mlflow_env(work / "mlflow"), "JAX_COMPILATION_CACHE_DIR": str(work / "jax")}
     train = [PYTHON, "-m", "penguins_platform", "train"]
 
@@ -70,7 +65,7 @@ def storage(work: Path, cluster, repeats: int) -> None:
         return wall_time(train, {**common, "DAGSTER_HOME": str(sqlite_home)})
 
     def on_postgres() -> float:
-        env = {**common, **cluster.environment("bench"), "DAGSTER_HOME": str(postgres_home)}
+        env = {**common, **cluster.environment("bench"), "DAGSTER_HOME": str(pg_home)}
         return wall_time(train, env)
 
     on_sqlite(), on_postgres()  # warm the JAX cache, the file cache and both schemas

@@ -78,18 +78,14 @@ def check_instance(home: Path, environ: Mapping[str, str] | None = None) -> str:
         if section in config:
             parts.append(_check_class_section(section, config[section]))
     _check_with_dagster(home)
-    return f"instance {home}: " + ", ".join(part for part in parts if part) + ": OK"
+    return f"instance {home}: {', '.join(parts)}: OK"
 
 
 def _processed(section: str, schema: object, value: object) -> dict:
     """`value` validated against a Dagster config schema, env vars resolved."""
     from dagster._config import process_config, resolve_to_config_type
-    from dagster._config.errors import PostProcessingError
 
-    try:
-        result = process_config(resolve_to_config_type(schema), value)
-    except PostProcessingError as error:  # an env var that is set but cannot be parsed
-        raise InstanceConfigError(f"{section}: {error}") from None
+    result = process_config(resolve_to_config_type(schema), value)
     if not result.success:
         messages = "; ".join(_reason(error.message) for error in result.errors or [])
         raise InstanceConfigError(f"{section}: {messages}")

@@ -15,6 +15,8 @@ DEFAULT_MLFLOW_DIR = PROJECT_ROOT / ".mlflow"
 DEFAULT_JAX_CACHE = PROJECT_ROOT / ".cache" / "jax"
 DEFAULT_SERVING_DIR = PROJECT_ROOT / ".serving"
 INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster" / "local.yaml"
+# The shared instance on ECS (Postgres, EcsRunLauncher); the image puts it in DAGSTER_HOME.
+PRODUCTION_INSTANCE = PROJECT_ROOT / "infra" / "dagster" / "dagster.yaml"
 
 
 def default_tracking_uri() -> str:

@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from penguins_platform.project import PRODUCTION_INSTANCE
 from penguins_platform_tests.servers import free_port
 
 INSTALL_HINT = "install PostgreSQL (Debian: apt-get install -y postgresql; `make test` does it)"
@@ -160,3 +163,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def postgres_home(directory: Path, **sections: object) -> Path:
+    """A DAGSTER_HOME whose storage is the production instance's own Postgres block
+    (infra/dagster/dagster.yaml), with runs launched on this machine, plus `sections`."""
+    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    config = {
+        "telemetry": {"enabled": False},
+        "nux": {"enabled": False},
+        "storage": production["storage"],
+        **sections,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return directory

@@ -1,4 +1,4 @@
-"""Production-mode fixtures: a real PostgreSQL cluster and instances that use it."""
+"""Production-mode fixtures: a real PostgreSQL cluster, a database of its own per test."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from penguins_platform_tests.conftest import REPO_ROOT
 from penguins_platform_tests.postgres import PostgresCluster, postgres_cluster
-
-PRODUCTION_INSTANCE = REPO_ROOT / "infra" / "dagster" / "dagster.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -31,21 +27,6 @@ def postgres_database(postgres: PostgresCluster, monkeypatch: pytest.MonkeyPatch
     for variable, value in postgres.environment(name).items():
         monkeypatch.setenv(variable, value)
     return name
-
-
-def postgres_home(directory: Path, **sections: object) -> Path:
-    """A DAGSTER_HOME whose storage is the production instance's own Postgres block
-    (infra/dagster/dagster.yaml), with runs launched on this machine, plus `sections`."""
-    production = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
-    config = {
-        "telemetry": {"enabled": False},
-        "nux": {"enabled": False},
-        "storage": production["storage"],
-        **sections,
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return directory
 
 
 def wait_for(condition, process, log: Path, what: str, timeout: float = 150.0):

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from penguins_platform.instance_check import env_references
+from penguins_platform.project import PRODUCTION_INSTANCE
 from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN
-from penguins_platform_tests.infra.conftest import PRODUCTION_INSTANCE
 from penguins_platform_tests.servers import free_port
 
 # What infra/cloudformation/dagster.yaml gives the services, with made-up account values. The

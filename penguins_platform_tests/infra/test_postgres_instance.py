@@ -21,8 +21,8 @@ from penguins_platform_tests.conftest import (
     VENV_BIN,
     run_training,
 )
-from penguins_platform_tests.infra.conftest import postgres_home, wait_for
-from penguins_platform_tests.postgres import postgres_cluster, process_is_running
+from penguins_platform_tests.infra.conftest import wait_for
+from penguins_platform_tests.postgres import postgres_cluster, postgres_home, process_is_running
 from penguins_platform_tests.servers import start_process, stop_process_group
 
 QUEUED = dg.DagsterRunStatus.QUEUED

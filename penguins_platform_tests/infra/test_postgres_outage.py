@@ -9,8 +9,8 @@ import os
 import dagster as dg
 
 from penguins_platform_tests.conftest import CLOUD_VARIABLES, REPO_ROOT, VENV_BIN
-from penguins_platform_tests.infra.conftest import postgres_home, wait_for
-from penguins_platform_tests.postgres import postgres_cluster
+from penguins_platform_tests.infra.conftest import wait_for
+from penguins_platform_tests.postgres import postgres_cluster, postgres_home
 from penguins_platform_tests.servers import start_process, stop_process_group
 
 
