@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     target TEXT
 )
 """
+# Monitoring reads the newest rows by id (the rowid b-tree, no index needed) and retention cuts
+# by age: this index keeps both from scanning the store. captured_at is ISO-8601 in UTC, so text
+# order is time order. Idempotent, so every writer (and reader) can run it on connect.
+INDEXES = ("CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",)
 # One captured prediction, its values in the order of COLUMNS.
 CaptureRow = tuple[object, ...]
 _INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -129,6 +133,8 @@ class CaptureStore:
         connection = sqlite3.connect(self.path, timeout=10)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(_CREATE)
+        for index in INDEXES:
+            connection.execute(index)
         connection.commit()
         return connection
 

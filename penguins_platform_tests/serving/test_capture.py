@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from penguins_platform.serving import capture
 from penguins_platform.serving.capture import COLUMNS, CaptureStore, sqlite_path
 
 
@@ -72,3 +73,26 @@ def test_an_unwritable_store_spills_rows_instead_of_dropping_them(tmp_path):
 def test_only_sqlite_stores_are_accepted():
     with pytest.raises(ValueError, match="use sqlite:///"):
         sqlite_path("s3://bucket/capture")
+
+
+def test_the_writer_indexes_captured_at_for_monitoring_and_retention(tmp_path, monkeypatch):
+    path = tmp_path / "capture.db"
+    monkeypatch.setattr(capture, "INDEXES", ())  # a store written before the index existed
+    old = CaptureStore(str(path))
+    old.submit([_row("old", 0)])
+    old.close()
+    monkeypatch.undo()
+
+    store = CaptureStore(str(path))
+    store.submit([_row("new", 0)])
+    store.close()
+
+    with sqlite3.connect(path) as connection:
+        plan = connection.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM predictions WHERE captured_at < ?", ("2026",)
+        ).fetchall()
+    connection.close()
+    assert _count(path) == 2
+    assert [step[3] for step in plan] == [
+        "SEARCH predictions USING INDEX predictions_captured_at (captured_at<?)"
+    ]
