@@ -19,7 +19,7 @@ CHROMIUM ?= /usr/bin/chromium
 TEST_WORKERS ?= 2
 POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: setup train serve sample stop dev mlflow-ui test lint format bench clean system-packages
+.PHONY: setup train serve sample traffic stop dev mlflow-ui test lint format bench clean system-packages
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -41,6 +41,9 @@ serve: setup  ## serve the champion on http://127.0.0.1:8080 (a background servi
 
 sample: setup  ## send the reference's sample penguin to the endpoint
 	$(BIN)/python -m penguins_platform sample
+
+traffic: setup  ## send sampled penguins to the endpoint; ARGS="--drift" drifts their body mass
+	$(BIN)/python -m penguins_platform traffic $(ARGS)
 
 stop: setup  ## stop the endpoint
 	$(BIN)/python -m penguins_platform stop

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from penguins_platform import defaults
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from penguins_platform.defs.resources import LocalEndpoint
+    from penguins_platform.deploy.target import DeploymentTarget
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +63,29 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("stop", help="stop the local endpoint")
     sample = commands.add_parser("sample", help="send the reference's sample request")
     sample.add_argument("--url", default=None, help="endpoint URL; default: the local endpoint")
+    traffic = commands.add_parser(
+        "traffic",
+        help="send sampled penguins to an endpoint, for monitoring",
+        description="Send penguins drawn from the shipped data to an endpoint, in batches, as "
+        "production traffic. --drift adds noise to body_mass_g, so monitoring sees drift.",
+    )
+    flag = traffic.add_argument
+    flag(
+        "--requests",
+        type=at_least_one,
+        default=defaults.TRAFFIC_REQUESTS,
+        help=f"records to send ({defaults.TRAFFIC_REQUESTS})",
+    )
+    flag(
+        "--batch-size",
+        type=at_least_one,
+        default=defaults.TRAFFIC_BATCH_SIZE,
+        help=f"records per request ({defaults.TRAFFIC_BATCH_SIZE})",
+    )
+    flag("--drift", action="store_true", help="add noise to body_mass_g (up to 3 std)")
+    flag("--seed", type=int, help="seed of the draw (default: a new one, printed)")
+    flag("--target", choices=("local", "sagemaker"), default="local", help="(default: local)")
+    flag("--url", help="local endpoint, http://host:port (default: the configured one)")
     dev = commands.add_parser("dev", help="open the Dagster UI on the local instance")
     dev.add_argument("--port", type=int, default=3000)
     ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")
@@ -72,6 +97,17 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--home", type=Path, default=None, help="default: $DAGSTER_HOME")
     return root
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 class RunTimedOut(Exception):
@@ -250,6 +286,116 @@ def sample(args: argparse.Namespace) -> int:
     return 0 if status == 200 else 1
 
 
+TRAFFIC_PROGRESS_ROWS = 50  # `traffic` prints a line each time this many more rows are sent
+
+
+def traffic(args: argparse.Namespace) -> int:
+    """Send sampled penguins to an endpoint, as `make traffic` does, so monitoring has rows."""
+    import secrets
+
+    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
+    from penguins_platform.monitoring.traffic import (
+        DRIFT_FEATURE,
+        TrafficError,
+        sample_records,
+        send_traffic,
+    )
+    from penguins_platform.project import resolve_path
+
+    target = traffic_target(args)
+    if target is None:
+        return 1
+    # A new seed each time by default, as real traffic would differ; printed, so a run can
+    # be repeated with --seed.
+    seed = secrets.randbelow(1_000_000) if args.seed is None else args.seed
+    path = resolve_path(defaults.DATA_LOCATION)
+    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), defaults.SEED)
+    records = sample_records(penguins, args.requests, drift=args.drift, seed=seed)
+    shown = 0
+
+    def progress(sent: int, total: int) -> None:
+        nonlocal shown
+        if sent < total and sent // TRAFFIC_PROGRESS_ROWS > shown // TRAFFIC_PROGRESS_ROWS:
+            print(f"  {sent} of {total} rows sent", flush=True)
+            shown = sent
+
+    try:
+        result = send_traffic(target.invoke, records, args.batch_size, progress)
+        failure = None
+    except TrafficError as error:
+        result, failure = error.result, error
+    drift = "on" if args.drift else "off"
+    print(f"{result.summary(target.label)} (drift on {DRIFT_FEATURE}: {drift}, seed {seed})")
+    if failure is not None:
+        print(f"Gave up on the {target.label}: {failure}", file=sys.stderr)
+    elif result.failed_requests:
+        print(f"{result.failed_requests} request(s) failed; the first:", file=sys.stderr)
+        for message in result.errors:
+            print(f"  {message}", file=sys.stderr)
+    return 1 if result.failed_requests else 0
+
+
+def traffic_target(args: argparse.Namespace) -> DeploymentTarget | None:
+    """The target that `traffic` sends to; None, after saying why, when it cannot be used."""
+    if args.target == "sagemaker":
+        return sagemaker_target(args)
+    from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+    from penguins_platform.serving import service
+
+    # The model name matters only to deploying; invoking sends to whatever serves.
+    if args.url:  # the address alone: importing the definitions to learn it takes seconds
+        try:
+            host, port = endpoint_address(args.url)
+        except ValueError as error:
+            print(f"--url: {error}", file=sys.stderr)
+            return None
+        target = LocalTarget(LocalEndpointSettings(host=host, port=port), defaults.MODEL_NAME)
+    else:
+        target = local_endpoint().target(defaults.MODEL_NAME)
+    if service.health(target.settings.url) is None:
+        print(
+            f"No endpoint answers at {target.settings.url}; start one with `make serve`.",
+            file=sys.stderr,
+        )
+        return None
+    return target
+
+
+def endpoint_address(url: str) -> tuple[str, int]:
+    """(host, port) of a local endpoint's URL; ValueError unless it is http://host[:port]."""
+    address = urlsplit(url)
+    try:
+        port = address.port or 80
+    except ValueError:  # a port that is not a number, or out of range
+        port = None
+    if (
+        address.scheme != "http"
+        or not address.hostname
+        or port is None
+        or address.path not in ("", "/")
+    ):
+        raise ValueError(f"expected http://host:port, got {url!r}")
+    return address.hostname, port
+
+
+def sagemaker_target(args: argparse.Namespace) -> DeploymentTarget | None:
+    from penguins_platform.definitions import defs
+    from penguins_platform.deploy.target import TargetConfigError
+
+    if args.url:
+        print("--url is for the local endpoint; SageMaker's is SAGEMAKER_ENDPOINT", file=sys.stderr)
+        return None
+    resource = defs.resources["sagemaker"].process_config_and_initialize()
+    if not resource.enabled:
+        print(f"The SageMaker target is off. {resource.enable_hint}", file=sys.stderr)
+        return None
+    try:
+        return resource.target(defaults.MODEL_NAME)
+    except TargetConfigError as error:
+        print(f"The SageMaker target cannot be used: {error}", file=sys.stderr)
+        return None
+
+
 def dev(args: argparse.Namespace) -> int:
     """`dagster dev` on the instance that `train` wrote to, so its runs show in the UI."""
     prepare_dagster_home()
@@ -324,6 +470,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         "serve": serve,
         "stop": stop,
         "sample": sample,
+        "traffic": traffic,
         "dev": dev,
         "mlflow-ui": mlflow_ui,
         "check-instance": check_instance,
