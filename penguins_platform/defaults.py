@@ -45,8 +45,26 @@ SENSOR_INTERVAL_SECONDS = 30
 # legitimately wait 30 minutes for InService, so deployments get an hour.
 TRAINING_MAX_RUNTIME_SECONDS = 3600
 DEPLOYMENT_MAX_RUNTIME_SECONDS = 3600
+MONITORING_MAX_RUNTIME_SECONDS = 1800
 
 # Production retrains on a schedule (the reference's Step Functions trigger): Mondays at 03:00
 # UTC. Local mode leaves the schedule stopped; PENGUINS_SCHEDULES=on starts it.
 TRAINING_SCHEDULE_CRON = "0 3 * * 1"
 SCHEDULE_TIMEZONE = "UTC"
+
+# Monitoring: what production saw, against the training data.
+MONITORING_ROWS = 500  # newest captured rows each evaluation reads
+GROUND_TRUTH_QUALITY = 0.8  # the simulated labeler's share of labels equal to the prediction
+DRIFT_SHARE = 0.1  # share of drifted features above which feature_drift fails
+PRODUCTION_ACCURACY = 0.9  # accuracy on labeled production rows below which it fails
+RECENT_HOURS = 24.0  # capture_health fails when nothing was captured this recently
+MONITORING_SCHEDULE_CRON = "0 * * * *"  # hourly
+# Retraining: on a failed production_accuracy, or drift in this many evaluations in a row,
+# and at most once per cool-down.
+DRIFT_PERSISTENCE = 3
+RETRAINING_COOLDOWN_HOURS = 24.0
+RETRAINING_SENSOR_INTERVAL_SECONDS = 60
+
+# The traffic tool (`make traffic`): sample requests for demos and tests.
+TRAFFIC_REQUESTS = 200
+TRAFFIC_BATCH_SIZE = 10

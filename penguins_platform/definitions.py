@@ -22,19 +22,31 @@ from penguins_platform.defs.data import (
 )
 from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
 from penguins_platform.defs.executors import executor_from_env
-from penguins_platform.defs.jobs import deployment_job, local_endpoint_job, training_job
+from penguins_platform.defs.jobs import (
+    deployment_job,
+    local_endpoint_job,
+    monitoring_job,
+    training_job,
+)
+from penguins_platform.defs.monitoring import (
+    ground_truth_labels,
+    monitoring_report,
+    production_data,
+)
 from penguins_platform.defs.registry import registered_model_version
 from penguins_platform.defs.resources import (
     AssetStorage,
     AzureMLEndpoint,
     LocalEndpoint,
     MlflowTracking,
+    Monitoring,
     S3Storage,
     SageMakerEndpoint,
     from_env,
 )
-from penguins_platform.defs.schedules import training_schedule
-from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.defs.schedules import monitoring_schedule, training_schedule
+from penguins_platform.defs.sensors import new_model_version_sensor, retraining_sensor
+from penguins_platform.defs.traffic import traffic_job
 from penguins_platform.defs.training import (
     accuracy_threshold,
     cross_validation_scores,
@@ -60,6 +72,9 @@ defs = dg.Definitions(
         local_endpoint,
         sagemaker_endpoint,
         azure_endpoint,
+        production_data,
+        ground_truth_labels,
+        monitoring_report,
     ],
     asset_checks=[
         required_columns,
@@ -70,9 +85,9 @@ defs = dg.Definitions(
         missing_values_are_bounded,
         accuracy_threshold,
     ],
-    jobs=[training_job, local_endpoint_job, deployment_job],
-    sensors=[new_model_version_sensor],
-    schedules=[training_schedule],
+    jobs=[training_job, local_endpoint_job, deployment_job, monitoring_job, traffic_job],
+    sensors=[new_model_version_sensor, retraining_sensor],
+    schedules=[training_schedule, monitoring_schedule],
     resources={
         "io_manager": AssetStorage(
             **from_env(AssetStorage, bucket="PENGUINS_IO_BUCKET", prefix="PENGUINS_IO_PREFIX"),
@@ -111,6 +126,17 @@ defs = dg.Definitions(
                 instance_count="SAGEMAKER_INSTANCE_COUNT",
                 image_uri="SAGEMAKER_IMAGE_URI",
                 data_capture_uri="SAGEMAKER_DATA_CAPTURE_URI",
+            )
+        ),
+        "monitoring": Monitoring(
+            **from_env(
+                Monitoring,
+                labeler="PENGUINS_LABELER",
+                labels_csv="PENGUINS_LABELS_CSV",
+                ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY",
+                retention_days="PENGUINS_CAPTURE_RETENTION_DAYS",
+                retention_rows="PENGUINS_CAPTURE_RETENTION_ROWS",
+                report_dir="PENGUINS_REPORT_DIR",
             )
         ),
         "azure": AzureMLEndpoint(

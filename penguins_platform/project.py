@@ -14,6 +14,7 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster"
 DEFAULT_MLFLOW_DIR = PROJECT_ROOT / ".mlflow"
 DEFAULT_JAX_CACHE = PROJECT_ROOT / ".cache" / "jax"
 DEFAULT_SERVING_DIR = PROJECT_ROOT / ".serving"
+DEFAULT_REPORT_DIR = PROJECT_ROOT / ".monitoring" / "reports"
 INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster" / "local.yaml"
 # The shared instance on ECS (Postgres, EcsRunLauncher); the image puts it in DAGSTER_HOME.
 PRODUCTION_INSTANCE = PROJECT_ROOT / "infra" / "dagster" / "dagster.yaml"

@@ -256,6 +256,7 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PENGUINS_ENDPOINT_PORT": str(endpoint_port),
         "PENGUINS_ENDPOINT_STATE_DIR": str(endpoint_paths.state_dir),
+        "PENGUINS_REPORT_DIR": str(root / "reports"),
     }
     command = [
         str(VENV_BIN / "dagster"), "dev",

@@ -20,7 +20,10 @@ from penguins_platform_tests.conftest import LINEAGE_ASSETS, REPO_ROOT, DagsterD
 CHROMIUM = Path(os.environ.get("PENGUINS_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO_ROOT / "bench" / "results"
 LOCATION = "/locations/penguins_platform"
-ALL_ASSETS = LINEAGE_ASSETS | {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"}
+MONITORING_ASSETS = {"production_data", "ground_truth_labels", "monitoring_report"}
+ALL_ASSETS = (
+    LINEAGE_ASSETS | {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"} | MONITORING_ASSETS
+)
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
@@ -140,11 +143,16 @@ def test_launching_training_with_threshold_099_fails_the_check_and_registers_not
 @pytest.fixture(scope="module")
 def materialize_all(dagster_dev, browser) -> str:
     """Click "Materialize all" on the lineage page once; the id of the run it launched."""
+    return _materialize_all(dagster_dev, browser, "/asset-groups", "materialize-all-run")
+
+
+def _materialize_all(dagster_dev: DagsterDev, browser, path: str, screenshot: str) -> str:
+    """Click "Materialize all" on the page at `path`; the id of the run, once it ended."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
-        page.goto(f"{dagster_dev.url}/asset-groups")
+        page.goto(f"{dagster_dev.url}{path}")
         page.get_by_role("button", name="Materialize all").click()
         launched = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
         launched.wait_for()
@@ -156,7 +164,7 @@ def materialize_all(dagster_dev, browser) -> str:
         _wait_for_run(dagster_dev, run_id)
         page.goto(f"{dagster_dev.url}/runs/{run_id}")
         page.get_by_text("RUN_SUCCESS").first.wait_for()
-        _screenshot(page, "materialize-all-run")
+        _screenshot(page, screenshot)
         return run_id
     finally:
         context.close()
@@ -170,7 +178,8 @@ def test_materialize_all_on_a_default_setup_ends_green(dagster_dev, materialize_
     )["runOrError"]
     assert run["status"] == "SUCCESS", "a target nobody configured must not fail the run"
     materialized = {"/".join(m["assetKey"]["path"]) for m in run["assetMaterializations"]}
-    assert materialized == LINEAGE_ASSETS | {"local_endpoint"}, "cloud targets are skipped"
+    # Cloud targets are skipped; monitoring runs on the new endpoint, which has no traffic yet.
+    assert materialized == LINEAGE_ASSETS | {"local_endpoint"} | MONITORING_ASSETS
     assert service.health(dagster_dev.endpoint_url)["model_version"] == "1"
 
 
@@ -201,3 +210,44 @@ def test_the_sensor_is_running_and_its_cursor_shows_the_last_version(
     assert expected in body
     switch = page.locator("tr", has_text="Running").locator("input[type=checkbox]").first
     assert switch.is_checked(), "the sensor is on"
+
+
+def test_the_monitoring_report_shows_its_link_and_check_results(
+    dagster_dev, materialize_all, browser, page
+):
+    from penguins_platform.defs.resources import LocalEndpoint
+    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
+    from penguins_platform.monitoring.traffic import sample_records, send_traffic
+    from penguins_platform_tests.conftest import DATA_FILE
+
+    endpoint = LocalEndpoint(
+        port=int(dagster_dev.endpoint_url.rsplit(":", 1)[1]),
+        state_dir=str(dagster_dev.endpoint_paths.state_dir),
+    )
+    data = clean_penguins(read_penguins_csv(DATA_FILE.read_bytes(), "penguins.csv"), seed=42)
+    sent = send_traffic(endpoint.target("penguins").invoke, sample_records(data, 60, seed=1))
+    assert sent.answered == 60
+    deadline = time.monotonic() + 30
+    while service.health(endpoint.url)["capture"]["written"] < 60:
+        assert time.monotonic() < deadline, "the endpoint did not capture the traffic"
+        time.sleep(0.1)
+
+    _materialize_all(dagster_dev, browser, f"{LOCATION}/jobs/monitoring_job", "monitoring-run")
+    page.goto(f"{dagster_dev.url}/assets/monitoring_report")
+    page.get_by_text("report_in_mlflow").first.wait_for()
+    body = page.inner_text("body")
+    _screenshot(page, "monitoring_report")
+    assert "report_file" in body and ".html" in body
+    links = page.locator("a[href*='/artifacts/monitoring/']")
+    assert links.count() >= 1, "the report's MLflow artifact is a link"
+    assert links.first.get_attribute("href").endswith(".html")
+
+    page.goto(f"{dagster_dev.url}/assets/monitoring_report?view=checks")
+    page.get_by_text("production_accuracy").first.wait_for()
+    page.get_by_text("feature_drift").first.wait_for()
+    body = page.inner_text("body")
+    _screenshot(page, "monitoring_report-checks")
+    assert "Checks (2)" in body
+    # The simulated labels agree with the prediction 80% of the time by default: production
+    # accuracy reads about 0.8, under the 0.9 threshold.
+    assert "Failed" in body

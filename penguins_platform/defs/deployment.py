@@ -216,7 +216,9 @@ def deploy_version(
     context.log.info(f"{deployment.action} version {version} on the {target.label}")
 
     smoke = smoke_test(
-        lambda batch: target.invoke(batch, deployment), records, config.latency_requests
+        lambda batch: target.invoke(batch, deployment, smoke_test=True),
+        records,
+        config.latency_requests,
     )
     checks = deployment_checks(
         asset, version, target.served_version(deployment), smoke, config.latency_bound_ms
@@ -262,7 +264,9 @@ def _verify_serving(
     the version that should, without deploying anything."""
     from penguins_platform.deploy.smoke import smoke_test
 
-    smoke = smoke_test(target.invoke, records, config.latency_requests)
+    smoke = smoke_test(
+        lambda batch: target.invoke(batch, smoke_test=True), records, config.latency_requests
+    )
     checks = deployment_checks(
         asset, version, target.served_version(), smoke, config.latency_bound_ms
     )

@@ -56,6 +56,46 @@ def latest_check_outcome(
     )
 
 
+@dataclass(frozen=True)
+class CheckEvaluation:
+    """One completed evaluation of an asset check, from the instance's event log."""
+
+    storage_id: int
+    passed: bool
+    description: str
+    run_id: str
+    timestamp: float
+
+
+def check_history(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, limit: int
+) -> list[CheckEvaluation]:
+    """The newest `limit` completed evaluations of `check_key`, newest first. Planned ones
+    that never ran (a run that had nothing to judge) are left out."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=limit, status={Status.SUCCEEDED, Status.FAILED}
+    )
+    evaluations = []
+    for record in records:
+        event = record.event.dagster_event if record.event else None
+        evaluation = event.event_specific_data if event else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation):
+            evaluations.append(
+                CheckEvaluation(
+                    storage_id=record.id,
+                    passed=evaluation.passed,
+                    description=evaluation.description or "",
+                    run_id=record.run_id,
+                    timestamp=record.create_timestamp,
+                )
+            )
+    return evaluations
+
+
 def latest_materialization_id(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> int | None:
     """The storage id of the latest materialization of `asset_key`, or None."""
     records = instance.fetch_materializations(asset_key, limit=1).records

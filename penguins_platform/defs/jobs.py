@@ -25,6 +25,11 @@ DEPLOYMENT_TAGS = {
     DEPLOYMENT_TAG: "endpoints",
 }
 
+# A training run that monitoring requested carries these: the UI's run list shows why.
+RETRAINING_TAG = "penguins/retraining"
+RETRAINING_REASON_TAG = "penguins/retraining_reason"
+MONITORING_RUN_TAG = "penguins/monitoring_run"
+
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("data", "training"),
@@ -50,6 +55,17 @@ deployment_job = dg.define_asset_job(
         "new version; launch it yourself with a `version` in each asset's config to roll back."
     ),
     tags=DEPLOYMENT_TAGS,
+)
+
+
+monitoring_job = dg.define_asset_job(
+    "monitoring_job",
+    selection=dg.AssetSelection.groups("monitoring"),
+    description=(
+        "Read what the endpoints captured, label it, and compare it with the training data: "
+        "drift, production accuracy and capture health. The monitoring schedule runs it."
+    ),
+    tags={MAX_RUNTIME_TAG: str(defaults.MONITORING_MAX_RUNTIME_SECONDS)},
 )
 
 

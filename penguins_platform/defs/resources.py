@@ -12,32 +12,54 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import typing
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, Field
 
+from penguins_platform import defaults
 from penguins_platform.deploy import azure, sagemaker
 from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+from penguins_platform.project import DEFAULT_REPORT_DIR, resolve_path
 from penguins_platform.tracking.store import MlflowStore
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
     from penguins_platform.deploy.target import DeploymentTarget
+    from penguins_platform.monitoring.labels import Labeler
+    from penguins_platform.monitoring.production import Retention
 
 Settings = TypeVar("Settings", bound=BaseModel)
 
 
-def from_env(resource: type[dg.ConfigurableResource], **variables: str) -> dict[str, dg.EnvVar]:
+def from_env(
+    resource: type[dg.ConfigurableResource], **variables: str
+) -> dict[str, dg.EnvVar | float]:
     """`EnvVar(variable)` for each field whose variable is set, so the UI shows where a value
-    came from (and never a secret's value). A field whose variable is unset keeps its default."""
-    values = {}
+    came from (and never a secret's value). A field whose variable is unset keeps its default.
+
+    Dagster's EnvVar resolves to text or, with `EnvVar.int`, an integer; a float field gets
+    the variable's value itself, checked here so a typo fails with the variable's name.
+    """
+    values: dict[str, dg.EnvVar | float] = {}
     for field, variable in variables.items():
-        if os.environ.get(variable):
-            annotation = resource.model_fields[field].annotation
-            values[field] = dg.EnvVar.int(variable) if annotation is int else dg.EnvVar(variable)
+        value = os.environ.get(variable)
+        if not value:
+            continue
+        annotation = resource.model_fields[field].annotation
+        kinds = set(typing.get_args(annotation)) - {type(None)} or {annotation}
+        if kinds == {int}:
+            values[field] = dg.EnvVar.int(variable)
+        elif kinds == {float}:
+            try:
+                values[field] = float(value)
+            except ValueError:
+                raise ValueError(f"{variable}={value!r} is not a number") from None
+        else:
+            values[field] = dg.EnvVar(variable)
     return values
 
 
@@ -195,3 +217,58 @@ class AzureMLEndpoint(dg.ConfigurableResource, azure.AzureSettings):
     def target(self, model_name: str, log: logging.Logger | None = None) -> azure.AzureTarget:
         settings = plain_settings(self, azure.AzureSettings)
         return azure.AzureTarget(self.ml_client(), settings, self.registrar(), model_name, log)
+
+
+class Monitoring(dg.ConfigurableResource):
+    """How production rows get their ground truth, how long captured rows are kept, and
+    where the monitoring reports go. Deployment-wide settings, so they come from the
+    environment; each evaluation's thresholds are run config of the monitoring assets."""
+
+    labeler: Literal["simulated", "csv"] = Field(
+        default="simulated",
+        description="simulated: the prediction with probability ground_truth_quality, for "
+        "demos; csv: the labels in labels_csv, joined on the request id.",
+    )
+    labels_csv: str | None = Field(
+        default=None, description="CSV of request_id, [row,] species (relative: project root)."
+    )
+    ground_truth_quality: float = Field(
+        default=defaults.GROUND_TRUTH_QUALITY,
+        ge=0.0,
+        le=1.0,
+        description="The simulated labeler's share of labels equal to the prediction.",
+    )
+    label_seed: int = Field(default=defaults.SEED, description="The simulated labeler's seed.")
+    retention_days: float | None = Field(
+        default=None, gt=0, description="Delete captured rows older than this; unset: keep."
+    )
+    retention_rows: int | None = Field(
+        default=None, ge=1, description="Keep at most this many captured rows; unset: all."
+    )
+    report_dir: str = Field(
+        default=str(DEFAULT_REPORT_DIR),
+        description="Folder for the HTML reports (relative: project root).",
+    )
+
+    def retention(self) -> Retention:
+        from penguins_platform.monitoring.production import Retention
+
+        return Retention(max_age_days=self.retention_days, max_rows=self.retention_rows)
+
+    def make_labeler(self) -> Labeler:
+        """The configured labeler; the CSV one needs its file, and says so."""
+        from penguins_platform.monitoring import labels
+
+        if self.labeler == "csv":
+            if not self.labels_csv:
+                raise ValueError(
+                    "PENGUINS_LABELER=csv needs PENGUINS_LABELS_CSV, the CSV of request_id, "
+                    "[row,] species"
+                )
+            return labels.csv_labels(resolve_path(self.labels_csv))
+        return labels.simulated_labels(self.ground_truth_quality, seed=self.label_seed)
+
+    def describe_labeler(self) -> str:
+        if self.labeler == "csv":
+            return f"labels from {self.labels_csv}"
+        return f"simulated, quality {self.ground_truth_quality:g}"

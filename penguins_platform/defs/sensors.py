@@ -1,15 +1,31 @@
-"""Sensors: a new registered version deploys itself to every enabled target, once."""
+"""Sensors: a new registered version deploys itself to every enabled target, once; and
+monitoring that finds production worse than training requests retraining, at most once per
+cool-down."""
 
 import json
 import os
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from penguins_platform import defaults
 from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
-from penguins_platform.defs.jobs import deployment_job
+from penguins_platform.defs.jobs import (
+    MONITORING_RUN_TAG,
+    RETRAINING_REASON_TAG,
+    RETRAINING_TAG,
+    deployment_job,
+    training_job,
+)
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.schedules import automation_on
 from penguins_platform.tracking import credentials
+
+if TYPE_CHECKING:
+    from penguins_platform.defs.event_log import CheckEvaluation
 
 SENSOR_INTERVAL_SECONDS = int(
     os.environ.get("PENGUINS_SENSOR_INTERVAL", defaults.SENSOR_INTERVAL_SECONDS)
@@ -94,4 +110,117 @@ def new_model_version_sensor(
             )
         ],
         cursor=write_cursor(name, newest),
+    )
+
+
+RETRAINING_COOLDOWN_HOURS = float(
+    os.environ.get("PENGUINS_RETRAINING_COOLDOWN_HOURS") or defaults.RETRAINING_COOLDOWN_HOURS
+)
+DRIFT_PERSISTENCE = int(os.environ.get("PENGUINS_DRIFT_PERSISTENCE") or defaults.DRIFT_PERSISTENCE)
+ACCURACY_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "production_accuracy")
+DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "feature_drift")
+
+
+@dataclass(frozen=True)
+class RetrainingCursor:
+    """The newest check evaluation already judged, and when retraining was last requested."""
+
+    last_evaluation: int = 0
+    last_request_at: float | None = None
+
+    @classmethod
+    def read(cls, cursor: str | None) -> "RetrainingCursor":
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+    def write(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def retraining_reason(
+    accuracy: "list[CheckEvaluation]",
+    drift: "list[CheckEvaluation]",
+    persistence: int,
+) -> tuple[str, str] | None:
+    """Why to retrain, and the monitoring run that showed it; None when nothing calls for it.
+
+    `accuracy` and `drift` are the newest evaluations, newest first. A failed production
+    accuracy asks at once; drift only once it failed `persistence` evaluations in a row, since
+    one drifted batch may be a blip.
+    """
+    if accuracy and not accuracy[0].passed:
+        return f"production_accuracy failed: {accuracy[0].description}", accuracy[0].run_id
+    recent = drift[:persistence]
+    if len(recent) == persistence and not any(e.passed for e in recent):
+        return (
+            f"feature_drift failed in the last {persistence} evaluations: {recent[0].description}",
+            recent[0].run_id,
+        )
+    return None
+
+
+def last_retraining_request(instance: dg.DagsterInstance) -> float | None:
+    """When the newest retraining run was created, from the runs themselves, so a reset
+    cursor cannot skip the cool-down."""
+    records = instance.get_run_records(dg.RunsFilter(tags={RETRAINING_TAG: "requested"}), limit=1)
+    return records[0].create_timestamp.timestamp() if records else None
+
+
+@dg.sensor(
+    job=training_job,
+    minimum_interval_seconds=defaults.RETRAINING_SENSOR_INTERVAL_SECONDS,
+    default_status=(
+        dg.DefaultSensorStatus.RUNNING if automation_on() else dg.DefaultSensorStatus.STOPPED
+    ),
+    description=(
+        "Requests retraining when production_accuracy fails, or when feature_drift fails in "
+        f"{DRIFT_PERSISTENCE} evaluations in a row (PENGUINS_DRIFT_PERSISTENCE); at most once "
+        f"per {RETRAINING_COOLDOWN_HOURS:g} h (PENGUINS_RETRAINING_COOLDOWN_HOURS). The new model "
+        "is gated by the training checks, then deployed by the deployment sensor. Stopped "
+        "unless PENGUINS_SCHEDULES=on."
+    ),
+)
+def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    from penguins_platform.defs import event_log
+
+    cursor = RetrainingCursor.read(context.cursor)
+    limit = max(DRIFT_PERSISTENCE, 1)
+    accuracy = event_log.check_history(context.instance, ACCURACY_CHECK, 1)
+    drift = event_log.check_history(context.instance, DRIFT_CHECK, limit)
+    newest = max((e.storage_id for e in accuracy[:1] + drift[:1]), default=0)
+    if newest <= cursor.last_evaluation:
+        return dg.SkipReason("no monitoring evaluation since the last tick")
+    judged = replace(cursor, last_evaluation=newest)
+    found = retraining_reason(
+        [e for e in accuracy if e.storage_id > cursor.last_evaluation], drift, DRIFT_PERSISTENCE
+    )
+    if found is None:
+        return dg.SensorResult(
+            skip_reason="production passes its checks; no retraining needed",
+            cursor=judged.write(),
+        )
+    reason, monitoring_run = found
+    now = time.time()
+    requests = [t for t in (cursor.last_request_at, last_retraining_request(context.instance)) if t]
+    last = max(requests, default=None)
+    cooldown = RETRAINING_COOLDOWN_HOURS * 3600
+    if last is not None and now - last < cooldown:
+        until = datetime.fromtimestamp(last + cooldown, UTC).isoformat(timespec="seconds")
+        return dg.SensorResult(
+            skip_reason=f"{reason}; but retraining was requested "
+            f"{(now - last) / 3600:.1f} h ago, so not again before {until} (cool-down)",
+            cursor=judged.write(),
+        )
+    context.log.info(f"requesting retraining: {reason}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"retrain-after-{newest}",
+                tags={
+                    RETRAINING_TAG: "requested",
+                    RETRAINING_REASON_TAG: reason[:200],
+                    MONITORING_RUN_TAG: monitoring_run,
+                },
+            )
+        ],
+        cursor=replace(judged, last_request_at=now).write(),
     )

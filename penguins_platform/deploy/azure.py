@@ -174,7 +174,9 @@ class AzureTarget:
             ) from error
         return Deployment(version, "updated" if live else "created", name=name, previous=live)
 
-    def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
+    def invoke(
+        self, records: Records, deployment: Deployment | None = None, *, smoke_test: bool = False
+    ) -> object:
         """Score through `deployment`, whatever the traffic split says, or the live one."""
         target = deployment.name if deployment is not None else self.live_deployment()
         with tempfile.TemporaryDirectory() as tmp:
@@ -219,6 +221,10 @@ class AzureTarget:
             ).result()
         except Exception as error:
             self.log.warning(f"could not delete deployment {name}: {error}")
+
+    def capture_source(self) -> None:
+        """Azure ML's data collector is not read yet: monitoring skips this target."""
+        return None
 
     def facts(self, deployment: Deployment) -> dict[str, Fact]:
         return {

@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,6 +29,10 @@ from penguins_platform.deploy.target import (
 )
 from penguins_platform.project import DEFAULT_SERVING_DIR, resolve_path
 from penguins_platform.serving import service
+from penguins_platform.serving.contract import SMOKE_TEST_HEADER
+
+if TYPE_CHECKING:
+    from penguins_platform.monitoring.sqlite_capture import SqliteCapture
 
 
 class LocalEndpointSettings(BaseModel):
@@ -139,11 +143,15 @@ class LocalTarget:
         except (service.EndpointError, OSError) as error:
             raise DeployError(str(error)) from error
 
-    def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
-        """POST `records` to /invocations: the swap made any deployment the serving one."""
+    def invoke(
+        self, records: Records, deployment: Deployment | None = None, *, smoke_test: bool = False
+    ) -> object:
+        """POST `records` to /invocations: the swap made any deployment the serving one. The
+        server does not capture smoke-test requests."""
         url = f"{self.settings.url}/invocations"
+        headers = {SMOKE_TEST_HEADER: "1"} if smoke_test else None
         try:
-            status, body = service.request_json(url, {"inputs": records})
+            status, body = service.request_json(url, {"inputs": records}, headers=headers)
         except (OSError, ValueError) as error:
             raise InvokeError(f"{url} failed: {error}") from error
         if status != 200:
@@ -175,3 +183,21 @@ class LocalTarget:
             "log": LocalFile(str(self.paths.log_file)),
             "capture": self.settings.resolved_capture_uri() or "off",
         }
+
+    def capture_source(self) -> SqliteCapture | None:
+        """The endpoint's capture store, which outlives the server; None when capture is off."""
+        from penguins_platform.monitoring.sqlite_capture import SqliteCapture
+        from penguins_platform.serving.capture import sqlite_path
+
+        uri = self.settings.resolved_capture_uri()
+        return SqliteCapture(sqlite_path(uri)) if uri else None
+
+    def capture_counters(self) -> dict[str, int] | None:
+        """The running server's capture counters (write failures, spilled and lost rows),
+        or None when no endpoint answers."""
+        answer = service.health(self.settings.url)
+        if not service.is_endpoint(answer):
+            return None
+        capture = answer.get("capture") or {}
+        names = ("write_failures", "spilled", "lost", "queue_errors")
+        return {name: int(capture.get(name) or 0) for name in names}

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     import boto3
     from botocore.client import BaseClient
 
+    from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
+
+SMOKE_TEST_ATTRIBUTE = "penguins-smoke-test"
 THROTTLING_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException",
                     "RequestLimitExceeded", "SlowDown"}  # fmt: skip
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -439,22 +442,41 @@ class SageMakerTarget:
         self.sagemaker.add_tags(ResourceArn=self.describe()["EndpointArn"], Tags=tags)
         self._clean_up(["model", "config"], made, made)
 
-    def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
-        """Score through sagemaker-runtime: the endpoint serves whatever was last deployed."""
+    def invoke(
+        self, records: Records, deployment: Deployment | None = None, *, smoke_test: bool = False
+    ) -> object:
+        """Score through sagemaker-runtime: the endpoint serves whatever was last deployed.
+        Smoke-test requests carry a custom attribute saying so."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        extra = {"CustomAttributes": SMOKE_TEST_ATTRIBUTE} if smoke_test else {}
         try:
             reply = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,
                 ContentType="application/json",
                 Accept="application/json",
                 Body=json.dumps({"inputs": records}),
+                **extra,
             )
             return json.loads(reply["Body"].read())
         except (ClientError, BotoCoreError) as error:
             raise InvokeError(f"invoking {self.settings.endpoint_name}: {error}") from error
         except ValueError as error:
             raise InvokeError(f"{self.settings.endpoint_name} answered non-JSON") from error
+
+    def capture_source(self) -> SageMakerCapture | None:
+        """The endpoint's data capture in S3, when it is configured. SageMaker's capture
+        records no model version, so rows are credited to the version serving now."""
+        if not self.settings.data_capture_uri:
+            return None
+        from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
+
+        return SageMakerCapture(
+            self.s3,
+            self.settings.data_capture_uri,
+            self.settings.endpoint_name,
+            model_version=self.served_version(),
+        )
 
     def facts(self, deployment: Deployment) -> dict[str, Fact]:
         return {

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from penguins_platform.monitoring.production import CaptureSource
 
 # "started" and "swapped" are the local endpoint's words for "created" and "updated": there,
 # a process starts, or swaps the model it serves.
@@ -84,9 +87,15 @@ class DeploymentTarget(Protocol):
         """
         ...
 
-    def invoke(self, records: Records, deployment: Deployment | None = None) -> object:
+    def invoke(
+        self, records: Records, deployment: Deployment | None = None, *, smoke_test: bool = False
+    ) -> object:
         """The target's answer to `records`: through `deployment` when given, even before it
-        takes traffic, else through whatever serves now. Raises `InvokeError`."""
+        takes traffic, else through whatever serves now. Raises `InvokeError`.
+
+        `smoke_test` marks the deployment's own check requests, so that monitoring does not
+        take them for production traffic: the same few rows, repeated, would read as drift.
+        """
         ...
 
     def served_version(self, deployment: Deployment | None = None) -> str | None:
@@ -104,4 +113,9 @@ class DeploymentTarget(Protocol):
 
     def facts(self, deployment: Deployment) -> dict[str, Fact]:
         """Where the deployment lives and what it is made of, for the UI."""
+        ...
+
+    def capture_source(self) -> CaptureSource | None:
+        """What the target captured of its traffic, for monitoring; None when it captures
+        nothing (capture off, or not configured)."""
         ...

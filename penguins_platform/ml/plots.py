@@ -27,8 +27,13 @@ def _markdown_image(figure, title: str) -> str:
     return f"![{title}](data:image/png;base64,{encoded})"
 
 
-def confusion_matrix_markdown(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
-    """Rows are true species, columns predicted, over every held-out row of every fold."""
+def confusion_matrix_markdown(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    title: str = "Cross-validation confusion matrix",
+) -> str:
+    """Rows are true species, columns predicted: by default over every held-out row of
+    every fold."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(4, 3.5))
     image = axes.imshow(matrix, cmap="Blues")
@@ -42,7 +47,7 @@ def confusion_matrix_markdown(matrix: Sequence[Sequence[int]], labels: Sequence[
             colour = "white" if count > peak / 2 else "black"
             axes.text(j, i, str(count), ha="center", va="center", color=colour)
     figure.colorbar(image, ax=axes)
-    axes.set_title("Cross-validation confusion matrix")
+    axes.set_title(title)
     return _markdown_image(figure, "confusion matrix")
 
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from penguins_platform.serving import scoring
+from penguins_platform.serving.contract import SMOKE_TEST_HEADER
 from penguins_platform.serving.scoring import Answer, ClientError, EndpointState
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ def build_app(state: EndpointState) -> Starlette:
         except ClientDisconnect:
             logger.info("a client disconnected during its upload; nothing was scored")
             return Response(status_code=400)
-        return _respond(scoring.invocations(body, request.headers.get("content-type"), state))
+        capture = SMOKE_TEST_HEADER not in request.headers
+        return _respond(
+            scoring.invocations(body, request.headers.get("content-type"), state, capture)
+        )
 
     async def ping(request: Request) -> Response:
         return Response(status_code=200)

@@ -88,6 +88,7 @@ class EndpointState:
     admin_token: str
     capture: CaptureStore | None = None
     capture_errors: int = 0
+    uncaptured_smoke_tests: int = 0  # requests a deployment's smoke test sent
     started_at: float = field(default_factory=time.time)
     # Held across the load of a new version, which runs off the event loop: one swap at a time.
     swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -149,8 +150,11 @@ def capture_rows(
     return rows
 
 
-def invocations(body: bytes, content_type: str | None, state: EndpointState) -> Answer:
-    """Score a request body: predictions in order, or a 4xx naming what to fix."""
+def invocations(
+    body: bytes, content_type: str | None, state: EndpointState, capture: bool = True
+) -> Answer:
+    """Score a request body: predictions in order, or a 4xx naming what to fix. `capture`
+    False (a deployment's smoke test) leaves the request out of the capture store."""
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json":
         return error_answer(415, f"expected Content-Type application/json, got {content_type!r}")
@@ -166,7 +170,9 @@ def invocations(body: bytes, content_type: str | None, state: EndpointState) -> 
     except InvalidRecordError as error:
         return error_answer(400, str(error), row=error.row, field=error.field)
     request_id = str(uuid.uuid4())
-    if state.capture is not None and records:
+    if not capture:
+        state.uncaptured_smoke_tests += 1
+    elif state.capture is not None and records:
         try:
             state.capture.submit(
                 capture_rows(records, answers, batch.ignored_fields, serving.version, request_id)
@@ -188,6 +194,7 @@ def invocations(body: bytes, content_type: str | None, state: EndpointState) -> 
 def health(state: EndpointState) -> Answer:
     capture = state.capture.snapshot() if state.capture else {"enabled": False}
     capture["queue_errors"] = state.capture_errors
+    capture["smoke_test_requests"] = state.uncaptured_smoke_tests
     return Answer(
         200,
         {

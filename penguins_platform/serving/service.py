@@ -81,7 +81,11 @@ class ServerOptions:
 
 
 def request_json(
-    url: str, payload: object = None, token: str | None = None, timeout: float = 10.0
+    url: str,
+    payload: object = None,
+    token: str | None = None,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, object]:
     """(status, decoded JSON) of a GET, or of a POST when `payload` is given."""
     # urllib and http.client are imported where they are used: the definitions import this
@@ -89,7 +93,7 @@ def request_json(
     import urllib.error
     import urllib.request
 
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = None if payload is None else json.dumps(payload).encode()

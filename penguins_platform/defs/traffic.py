@@ -1,0 +1,75 @@
+"""The traffic job: sampled penguins sent to an endpoint from the UI, as `make traffic` does.
+
+Monitoring has nothing to watch until an endpoint has answered requests. This job gives a
+demo (or a staging endpoint) realistic traffic without leaving the UI; its config is the
+command's flags.
+"""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from penguins_platform import defaults
+from penguins_platform.defs.resources import LocalEndpoint, MlflowTracking, SageMakerEndpoint
+
+
+class TrafficConfig(dg.Config):
+    requests: int = Field(default=defaults.TRAFFIC_REQUESTS, ge=1, description="Records to send.")
+    batch_size: int = Field(
+        default=defaults.TRAFFIC_BATCH_SIZE, ge=1, description="Records per request."
+    )
+    drift: bool = Field(
+        default=False, description="Add noise to body_mass_g, so monitoring sees drift."
+    )
+    seed: int = Field(default=defaults.SEED, description="Seed of the draw.")
+    target: Literal["local", "sagemaker"] = Field(
+        default="local", description="The endpoint to send to."
+    )
+
+
+@dg.op(tags={"kind": "python"})
+def send_sample_traffic(
+    context: dg.OpExecutionContext,
+    config: TrafficConfig,
+    endpoint: LocalEndpoint,
+    sagemaker: SageMakerEndpoint,
+    mlflow: MlflowTracking,
+) -> dg.Output:
+    """Send `requests` penguins drawn from the shipped data, `batch_size` per request."""
+    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
+    from penguins_platform.monitoring.traffic import DRIFT_FEATURE, sample_records, send_traffic
+    from penguins_platform.project import resolve_path
+
+    if config.target == "sagemaker":
+        if not sagemaker.enabled:
+            raise dg.Failure(f"SageMaker is not configured: {sagemaker.enable_hint}")
+        target = sagemaker.target(mlflow.registered_model_name, context.log)
+    else:
+        target = endpoint.target(mlflow.registered_model_name, context.log)
+    path = resolve_path(defaults.DATA_LOCATION)
+    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), defaults.SEED)
+    records = sample_records(penguins, config.requests, drift=config.drift, seed=config.seed)
+
+    def progress(sent: int, total: int) -> None:
+        context.log.debug(f"{sent} of {total} rows sent")
+
+    result = send_traffic(target.invoke, records, config.batch_size, progress)
+    summary = result.summary(f"the {target.label}")
+    summary += f" (drift on {DRIFT_FEATURE}: {'on' if config.drift else 'off'})"
+    if result.failed_requests:
+        raise dg.Failure(summary, metadata={"errors": dg.MetadataValue.json(result.errors)})
+    context.log.info(summary)
+    return dg.Output(
+        result.answered,
+        metadata={"sent": result.sent, "answered": result.answered, "requests": result.requests},
+    )
+
+
+@dg.job(
+    description="Send sampled penguins to the local endpoint (or SageMaker) as production "
+    "traffic, so monitoring has rows to evaluate; `drift` adds noise to body_mass_g.",
+    tags={"dagster/max_runtime": str(defaults.MONITORING_MAX_RUNTIME_SECONDS)},
+)
+def traffic_job() -> None:
+    send_sample_traffic()

@@ -1,0 +1,274 @@
+"""The monitoring lineage on real parts: the local endpoint serving a registered version,
+real traffic through HTTP, labels written back to the capture store, Evidently reports, and
+the retraining sensor reading the checks' history."""
+
+import sqlite3
+
+import dagster as dg
+import pytest
+
+from penguins_platform.defs.event_log import CheckEvaluation
+from penguins_platform.defs.jobs import RETRAINING_REASON_TAG, RETRAINING_TAG
+from penguins_platform.defs.resources import LocalEndpoint, Monitoring
+from penguins_platform.defs.sensors import RetrainingCursor, retraining_reason, retraining_sensor
+from penguins_platform.serving import service
+from penguins_platform_tests.conftest import (
+    DATA_FILE,
+    check_descriptions,
+    check_outcomes,
+    definitions_with,
+    run_deployment,
+)
+from penguins_platform_tests.servers import free_port
+
+MONITORING_ASSETS = ("production_data", "ground_truth_labels", "monitoring_report")
+
+
+@pytest.fixture(scope="module")
+def endpoint(registry, tmp_path_factory):
+    """The local endpoint serving the champion, with its capture store."""
+    resource = LocalEndpoint(port=free_port(), state_dir=str(tmp_path_factory.mktemp("serving")))
+    try:
+        assert run_deployment(registry, "local_endpoint", {"endpoint": resource}).success
+        yield resource
+    finally:
+        service.stop(resource.paths)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    return tmp_path_factory.mktemp("reports")
+
+
+def send(endpoint: LocalEndpoint, requests: int, drift: bool = False, seed: int = 0) -> None:
+    """Real traffic through HTTP, then wait until the endpoint's writer stored all of it."""
+    import pandas as pd
+
+    from penguins_platform.monitoring.traffic import sample_records, send_traffic
+
+    before = service.health(endpoint.url)["capture"]["written"]
+    records = sample_records(pd.read_csv(DATA_FILE), requests, drift=drift, seed=seed)
+    result = send_traffic(endpoint.target("penguins").invoke, records, batch_size=10)
+    assert result.answered == requests
+    wait_until_written(endpoint, before + requests)
+
+
+def wait_until_written(endpoint: LocalEndpoint, rows: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while service.health(endpoint.url)["capture"]["written"] < rows:
+        assert time.monotonic() < deadline, "the endpoint did not capture the traffic"
+        time.sleep(0.05)
+
+
+def monitor(registry, endpoint, reports, *, rows: int, quality: float = 1.0, **report_config):
+    instance, tracking = registry
+    defs = definitions_with(
+        mlflow=tracking,
+        endpoint=endpoint,
+        monitoring=Monitoring(ground_truth_quality=quality, report_dir=str(reports)),
+    )
+    return defs.resolve_job_def("monitoring_job").execute_in_process(
+        run_config={
+            "ops": {
+                "production_data": {"config": {"rows": rows}},
+                "monitoring_report": {"config": report_config},
+            }
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
+    ]
+    materialization = event.step_materialization_data.materialization
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def capture_rows(endpoint: LocalEndpoint) -> list[tuple]:
+    path = endpoint.paths.state_dir / "capture.db"
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT id, prediction, target FROM predictions").fetchall()
+
+
+def test_clean_traffic_passes_every_check_and_links_the_report(registry, endpoint, reports):
+    send(endpoint, 120)
+    result = monitor(registry, endpoint, reports, rows=120)
+    assert result.success
+    assert check_outcomes(result) == {
+        "capture_health": True,
+        "feature_drift": True,
+        "production_accuracy": True,
+    }
+    data = metadata_of(result, "production_data")
+    assert (data["row_count"], data["corrupt_rows_skipped"]) == (120, 0)
+    assert data["versions_seen"] == {"2": 120}
+    report = metadata_of(result, "monitoring_report")
+    assert report["row_count"] == report["labeled_count"] == 120
+    assert report["production_accuracy"] == 1.0  # quality 1.0: the label is the prediction
+    assert report["drift_share"] <= 0.1
+    html = report["report_file"]
+    assert html.startswith(str(reports)) and html.endswith(".html")
+    with open(html, encoding="utf-8") as page:
+        assert "<html" in page.read(2000).lower()
+    assert "/artifacts/monitoring/" in report["report_in_mlflow"]
+    # Every row of this evaluation got its label in the capture store, exactly once.
+    labeled = [row for row in capture_rows(endpoint) if row[2] is not None]
+    assert len(labeled) >= 120 and all(prediction == target for _, prediction, target in labeled)
+
+
+def test_the_report_is_an_artifact_of_the_served_versions_run(registry, endpoint, reports):
+    send(endpoint, 30)
+    result = monitor(registry, endpoint, reports, rows=30)
+    _, tracking = registry
+    client = tracking.client()
+    run_id = client.get_model_version(tracking.registered_model_name, "2").run_id
+    folders = [a.path for a in client.list_artifacts(run_id, "monitoring")]
+    name = metadata_of(result, "monitoring_report")["report_file"].rsplit("/", 1)[1]
+    assert f"monitoring/{name.removesuffix('.html')}" in folders
+
+
+def test_labeling_twice_changes_nothing(registry, endpoint, reports):
+    send(endpoint, 40, seed=3)
+    first = monitor(registry, endpoint, reports, rows=40, quality=0.5)
+    before = capture_rows(endpoint)
+    second = monitor(registry, endpoint, reports, rows=40, quality=0.0)
+    assert capture_rows(endpoint) == before
+    assert metadata_of(first, "ground_truth_labels")["labeled_now"] == 40
+    labels = metadata_of(second, "ground_truth_labels")
+    assert (labels["labeled_now"], labels["already_labeled"]) == (0, 40)
+
+
+def test_drifted_traffic_fails_feature_drift(registry, endpoint, reports):
+    send(endpoint, 150, drift=True, seed=1)
+    result = monitor(registry, endpoint, reports, rows=150)
+    assert result.success  # a WARN check: the run stays green
+    outcomes = check_outcomes(result)
+    assert outcomes["feature_drift"] is False and outcomes["production_accuracy"] is True
+    assert "body_mass_g" in check_descriptions(result)["feature_drift"]
+    assert "body_mass_g" in metadata_of(result, "monitoring_report")["drifted_features"]
+
+
+def test_poor_labels_fail_accuracy_and_request_retraining_once(registry, endpoint, reports):
+    instance, _ = registry
+    send(endpoint, 150, seed=2)
+    result = monitor(registry, endpoint, reports, rows=150, quality=0.5)
+    assert check_outcomes(result)["production_accuracy"] is False
+    assert "against a threshold of 0.9" in check_descriptions(result)["production_accuracy"]
+
+    first = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    [request] = first.run_requests
+    assert request.tags[RETRAINING_TAG] == "requested"
+    assert request.tags[RETRAINING_REASON_TAG].startswith("production_accuracy failed: accuracy")
+    assert retraining_sensor.job_name == "training_job"
+
+    # Production is still poor at the next evaluation: within the cool-down, no second request.
+    send(endpoint, 150, seed=4)
+    again = monitor(registry, endpoint, reports, rows=150, quality=0.5)
+    assert check_outcomes(again)["production_accuracy"] is False, check_descriptions(again)
+    second = retraining_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor)
+    )
+    assert second.run_requests == []
+    assert "cool-down" in second.skip_message
+    assert RetrainingCursor.read(second.cursor).last_request_at is not None
+    # Nothing new to judge: the next tick says so.
+    third = retraining_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=second.cursor)
+    )
+    assert (third.run_requests, third.skip_message) == (
+        [],
+        "no monitoring evaluation since the last tick",
+    )
+
+
+def test_an_empty_capture_store_says_no_production_data(registry, reports, tmp_path):
+    quiet = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
+    result = monitor(registry, quiet, reports, rows=500)
+    assert result.success
+    for asset in MONITORING_ASSETS:
+        assert metadata_of(result, asset)["status"].startswith("no production data")
+    # Nothing to judge drift or accuracy on: only capture health is evaluated, and fails.
+    assert check_outcomes(result) == {"capture_health": False}
+    assert "no request was ever captured" in check_descriptions(result)["capture_health"]
+
+
+def test_a_corrupt_row_is_skipped_and_counted(registry, endpoint, reports, tmp_path):
+    send(endpoint, 20, seed=5)
+    store = tmp_path / "capture.db"
+    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as source:
+        source.execute(f"VACUUM INTO '{store}'")
+    with sqlite3.connect(store) as connection:
+        connection.execute(
+            "UPDATE predictions SET body_mass_g = 'heavy' "
+            "WHERE id = (SELECT max(id) FROM predictions)"
+        )
+    copy = LocalEndpoint(
+        port=free_port(), state_dir=str(tmp_path / "serving"), capture_uri=f"sqlite:///{store}"
+    )
+    result = monitor(registry, copy, reports, rows=20)
+    assert result.success
+    data = metadata_of(result, "production_data")
+    assert (data["row_count"], data["corrupt_rows_skipped"]) == (19, 1)
+    assert check_outcomes(result)["capture_health"] is False
+    assert "1 corrupt rows skipped" in check_descriptions(result)["capture_health"]
+
+
+def test_retention_removes_rows_and_counts_them(registry, endpoint, reports, tmp_path):
+    send(endpoint, 20, seed=6)
+    store = tmp_path / "capture.db"
+    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as source:
+        source.execute(f"VACUUM INTO '{store}'")
+        total = source.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    copy = LocalEndpoint(
+        port=free_port(), state_dir=str(tmp_path / "serving"), capture_uri=f"sqlite:///{store}"
+    )
+    instance, tracking = registry
+    defs = definitions_with(
+        mlflow=tracking,
+        endpoint=copy,
+        monitoring=Monitoring(retention_rows=15, report_dir=str(reports)),
+    )
+    result = defs.resolve_job_def("monitoring_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert result.success
+    data = metadata_of(result, "production_data")
+    assert data["retention"] == "keep at most 15 rows"
+    assert (data["retention_removed_rows"], data["row_count"]) == (total - 15, 15)
+    with sqlite3.connect(store) as connection:
+        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == 15
+
+
+def evaluation(storage_id: int, passed: bool, description: str = "") -> CheckEvaluation:
+    return CheckEvaluation(storage_id, passed, description, f"run-{storage_id}", 0.0)
+
+
+def test_drift_requests_retraining_only_when_it_persists():
+    drifted = [evaluation(i, False, f"drift {i}") for i in (9, 8, 7)]
+    assert retraining_reason([], drifted[:2], persistence=3) is None
+    assert retraining_reason([], [drifted[0], evaluation(8, True), drifted[2]], 3) is None
+    reason, run = retraining_reason([evaluation(10, True)], drifted, persistence=3)
+    assert reason == "feature_drift failed in the last 3 evaluations: drift 9"
+    assert run == "run-9"
+
+
+def test_failed_accuracy_requests_retraining_at_once():
+    found = retraining_reason([evaluation(4, False, "accuracy 0.5")], [], persistence=3)
+    assert found == ("production_accuracy failed: accuracy 0.5", "run-4")
+    assert retraining_reason([evaluation(4, True)], [evaluation(3, True)], 3) is None
+
+
+def test_a_deployments_smoke_test_is_not_production_data(endpoint):
+    """The deployment's smoke test repeats the same few rows; captured, they read as drift."""
+    capture = service.health(endpoint.url)["capture"]
+    assert capture["smoke_test_requests"] >= 1 + 20  # the deployment: smoke + latency requests
+    answer = endpoint.target("penguins").invoke([{"island": "Dream"}], smoke_test=True)
+    assert len(answer["predictions"]) == 1
+    after = service.health(endpoint.url)["capture"]
+    assert after["submitted"] == capture["submitted"]
+    assert after["smoke_test_requests"] == capture["smoke_test_requests"] + 1
