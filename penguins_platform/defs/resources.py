@@ -41,8 +41,9 @@ def from_env(
     """`EnvVar(variable)` for each field whose variable is set, so the UI shows where a value
     came from (and never a secret's value). A field whose variable is unset keeps its default.
 
-    Dagster's EnvVar resolves to text or, with `EnvVar.int`, an integer; a float field gets
-    the variable's value itself, checked here so a typo fails with the variable's name.
+    Dagster's EnvVar resolves to text or, with `EnvVar.int`, an integer; a float or a choice
+    field gets the variable's value itself, checked here so a typo fails with the variable's
+    name.
     """
     values: dict[str, dg.EnvVar | float] = {}
     for field, variable in variables.items():
@@ -51,7 +52,12 @@ def from_env(
             continue
         annotation = resource.model_fields[field].annotation
         kinds = set(typing.get_args(annotation)) - {type(None)} or {annotation}
-        if kinds == {int}:
+        if typing.get_origin(annotation) is Literal:
+            choices = typing.get_args(annotation)
+            if value not in choices:
+                raise ValueError(f"{variable}={value!r} is not one of {', '.join(choices)}")
+            values[field] = value
+        elif kinds == {int}:
             values[field] = dg.EnvVar.int(variable)
         elif kinds == {float}:
             try:
@@ -239,11 +245,13 @@ class Monitoring(dg.ConfigurableResource):
         description="The simulated labeler's share of labels equal to the prediction.",
     )
     label_seed: int = Field(default=defaults.SEED, description="The simulated labeler's seed.")
+    # No bounds declared on these two: Dagster checks a field against its EnvVar's
+    # placeholder (0) before it reads the variable; `retention()` refuses a bad bound instead.
     retention_days: float | None = Field(
-        default=None, gt=0, description="Delete captured rows older than this; unset: keep."
+        default=None, description="Delete captured rows older than this; unset: keep."
     )
     retention_rows: int | None = Field(
-        default=None, ge=1, description="Keep at most this many captured rows; unset: all."
+        default=None, description="Keep at most this many captured rows; unset: all."
     )
     report_dir: str = Field(
         default=str(DEFAULT_REPORT_DIR),
@@ -253,7 +261,12 @@ class Monitoring(dg.ConfigurableResource):
     def retention(self) -> Retention:
         from penguins_platform.monitoring.production import Retention
 
-        return Retention(max_age_days=self.retention_days, max_rows=self.retention_rows)
+        try:
+            return Retention(max_age_days=self.retention_days, max_rows=self.retention_rows)
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (PENGUINS_CAPTURE_RETENTION_DAYS, PENGUINS_CAPTURE_RETENTION_ROWS)"
+            ) from None
 
     def make_labeler(self) -> Labeler:
         """The configured labeler; the CSV one needs its file, and says so."""

@@ -62,10 +62,17 @@ class Retention:
     max_rows: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_age_days is not None and not self.max_age_days >= 0:
-            raise ValueError(f"max_age_days must be >= 0 or None, got {self.max_age_days}")
-        if self.max_rows is not None and self.max_rows < 0:
-            raise ValueError(f"max_rows must be >= 0 or None, got {self.max_rows}")
+        # Zero would delete every captured row at each evaluation: surely not what was meant.
+        if self.max_age_days is not None and not self.max_age_days > 0:
+            raise ValueError(
+                f"a retention of {self.max_age_days} days would delete every row; give more "
+                "than 0 days, or leave it unset to keep every row"
+            )
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError(
+                f"a retention of {self.max_rows} rows would delete every row; keep at least "
+                "1 row, or leave it unset to keep every row"
+            )
 
     @property
     def enabled(self) -> bool:

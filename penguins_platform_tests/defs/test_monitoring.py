@@ -272,3 +272,36 @@ def test_a_deployments_smoke_test_is_not_production_data(endpoint):
     after = service.health(endpoint.url)["capture"]
     assert after["submitted"] == capture["submitted"]
     assert after["smoke_test_requests"] == capture["smoke_test_requests"] + 1
+
+
+def test_the_monitoring_settings_come_from_the_environment(monkeypatch):
+    from penguins_platform.defs.resources import from_env
+
+    monkeypatch.setenv("PENGUINS_GROUND_TRUTH_QUALITY", "0.65")
+    monkeypatch.setenv("PENGUINS_CAPTURE_RETENTION_ROWS", "1000")
+    monkeypatch.setenv("PENGUINS_LABELER", "csv")
+    values = from_env(
+        Monitoring,
+        ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY",
+        retention_rows="PENGUINS_CAPTURE_RETENTION_ROWS",
+        labeler="PENGUINS_LABELER",
+    )
+    settings = Monitoring(**values).process_config_and_initialize()
+    assert (settings.ground_truth_quality, settings.retention_rows) == (0.65, 1000)
+    assert settings.retention().enabled
+    # The CSV labeler without its file says which variable is missing.
+    with pytest.raises(ValueError, match="PENGUINS_LABELS_CSV"):
+        settings.make_labeler()
+    monkeypatch.setenv("PENGUINS_GROUND_TRUTH_QUALITY", "most")
+    with pytest.raises(ValueError, match="PENGUINS_GROUND_TRUTH_QUALITY='most' is not a number"):
+        from_env(Monitoring, ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY")
+
+
+def test_retention_is_off_by_default():
+    assert not Monitoring().retention().enabled
+
+
+@pytest.mark.parametrize("settings", [{"retention_rows": 0}, {"retention_days": 0.0}])
+def test_a_retention_that_would_delete_everything_is_refused(settings):
+    with pytest.raises(ValueError, match="would delete every row.*PENGUINS_CAPTURE_RETENTION"):
+        Monitoring(**settings).retention()

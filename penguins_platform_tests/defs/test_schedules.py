@@ -81,3 +81,46 @@ def test_a_tick_requests_one_training_run_that_launches_with_the_defaults():
     job = defs.resolve_job_def("training_job")
     config = dg.validate_run_config(job, request.run_config)
     assert config["ops"]["trained_model"]["config"]["epochs"] == defaults.EPOCHS
+
+
+def _loaded_automation(**variables: str) -> dict:
+    """The monitoring schedule and the retraining sensor as a fresh process loads them."""
+    probe = (
+        "import json; from penguins_platform.definitions import defs; "
+        "s = defs.resolve_schedule_def('monitoring_schedule'); "
+        "r = defs.resolve_sensor_def('retraining_sensor'); "
+        "print(json.dumps({'schedule': s.default_status.value, 'cron': s.cron_schedule, "
+        "'sensor': r.default_status.value, 'job': s.job_name}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in SCHEDULE_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env={**env, **variables}, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_monitoring_runs_hourly_and_retraining_waits_for_production_settings():
+    schedule = defs.resolve_schedule_def("monitoring_schedule")
+    assert schedule.cron_schedule == defaults.MONITORING_SCHEDULE_CRON == "0 * * * *"
+    assert schedule.job_name == "monitoring_job"
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC).timestamp()
+    ticks = cron_string_iterator(start, schedule.cron_schedule, "UTC")
+    first, second = next(ticks), next(ticks)
+    assert second - first == datetime.timedelta(hours=1)
+    # Locally nothing starts by itself: the schedule and the retraining sensor are stopped.
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    sensor = defs.resolve_sensor_def("retraining_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.job_name == "training_job"
+
+
+def test_production_settings_start_monitoring_and_retraining():
+    loaded = _loaded_automation(PENGUINS_SCHEDULES="on", PENGUINS_MONITORING_SCHEDULE="*/5 * * * *")
+    assert loaded == {
+        "schedule": "RUNNING",
+        "cron": "*/5 * * * *",
+        "sensor": "RUNNING",
+        "job": "monitoring_job",
+    }

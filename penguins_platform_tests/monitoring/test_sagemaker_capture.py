@@ -241,7 +241,7 @@ def test_retention_leaves_capture_to_an_s3_lifecycle_rule(s3):
     key = put_capture(s3, NOW - timedelta(days=400), [capture_line("e", [GENTOO], ["Gentoo"], NOW)])
     source = SageMakerCapture(s3, URI, ENDPOINT)
 
-    assert source.apply_retention(Retention(max_age_days=1, max_rows=0), NOW) == 0
+    assert source.apply_retention(Retention(max_age_days=1, max_rows=1), NOW) == 0
     assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
 
 

@@ -243,8 +243,10 @@ def test_retention_needs_an_aware_now_and_sane_bounds(tmp_path):
         SqliteCapture(tmp_path / "capture.db").apply_retention(
             Retention(max_rows=1), datetime.now()
         )
-    with pytest.raises(ValueError, match="max_rows must be >= 0"):
-        Retention(max_rows=-1)
+    with pytest.raises(ValueError, match="keep at least 1 row"):
+        Retention(max_rows=0)
+    with pytest.raises(ValueError, match="more than 0 days"):
+        Retention(max_age_days=-1)
 
 
 def test_health_reports_the_newest_capture_spilled_rows_and_the_count(tmp_path):
