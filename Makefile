@@ -19,7 +19,8 @@ CHROMIUM ?= /usr/bin/chromium
 TEST_WORKERS ?= 2
 POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: setup train serve sample traffic stop dev mlflow-ui test lint format bench clean system-packages
+.PHONY: setup train serve sample traffic monitor stop dev mlflow-ui test lint format bench clean \
+	system-packages
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -44,6 +45,9 @@ sample: setup  ## send the reference's sample penguin to the endpoint
 
 traffic: setup  ## send sampled penguins to the endpoint; ARGS="--drift" drifts their body mass
 	$(BIN)/python -m penguins_platform traffic $(ARGS)
+
+monitor: setup  ## evaluate the captured traffic: labels, drift, accuracy, an HTML report
+	$(BIN)/python -m penguins_platform monitor $(ARGS)
 
 stop: setup  ## stop the endpoint
 	$(BIN)/python -m penguins_platform stop
@@ -84,6 +88,8 @@ bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/sensor.py
 	$(BIN)/python bench/production.py
+	$(BIN)/python bench/monitoring.py
+	$(BIN)/python bench/capture_store.py
 
 clean:
-	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving
+	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring

@@ -49,7 +49,17 @@ def parser() -> argparse.ArgumentParser:
     knob("--learning-rate", type=float, help=f"SGD learning rate ({defaults.LEARNING_RATE})")
     knob("--folds", type=int, help=f"cross-validation folds ({defaults.FOLDS})")
     knob("--seed", type=int, help=f"seed of shuffle, weights, folds ({defaults.SEED})")
-    for command in (train, serve := commands.add_parser("serve", help="serve on the endpoint")):
+    monitor = commands.add_parser(
+        "monitor",
+        help="evaluate what the endpoint captured",
+        description="Materialize the monitoring assets: the newest captured rows, their labels, "
+        "and an Evidently report on drift and accuracy against the training data.",
+    )
+    monitor.add_argument(
+        "--rows", type=at_least_one, help=f"newest rows to read ({defaults.MONITORING_ROWS})"
+    )
+    serve = commands.add_parser("serve", help="serve on the endpoint")
+    for command in (train, serve, monitor):
         command.add_argument(
             "--max-runtime",
             type=float,
@@ -238,6 +248,39 @@ def serve(args: argparse.Namespace) -> int:
         f"Serving penguins version {deployed['serving_version']} at {endpoint.url} "
         f"(log {endpoint.paths.log_file}); `make sample` to try it, `make stop` to stop it."
     )
+    return 0
+
+
+def monitor(args: argparse.Namespace) -> int:
+    """Materialize the monitoring lineage on the local instance and print what it found."""
+    prepare_dagster_home()
+    import dagster as dg
+
+    from penguins_platform.defs import event_log
+
+    with dg.DagsterInstance.get() as instance:
+        trained = event_log.latest_materialization_id(instance, dg.AssetKey("penguins"))
+    if trained is None:
+        print(
+            "Monitoring compares production with the training data, and this instance has "
+            "none yet: run `make train` (and `make serve`, `make traffic`) first.",
+            file=sys.stderr,
+        )
+        return 1
+    config = {"rows": args.rows} if args.rows else {}
+    run_config = dg.RunConfig(ops={"production_data": {"config": config}})
+    result = execute("monitoring_job", run_config, args)
+    if result is None:
+        return 1
+    if not result.success:
+        return report_failure("Monitoring", result)
+    report = event_log.materialized_metadata(result, dg.AssetKey("monitoring_report")) or {}
+    print(f"Monitoring run {result.run_id}: {report.get('status', 'no report')}")
+    for evaluation in result.get_asset_check_evaluations():
+        outcome = "passed" if evaluation.passed else "FAILED"
+        print(f"  {evaluation.check_name}: {outcome}: {evaluation.description}")
+    if "report_file" in report:
+        print(f"Report: {report['report_file']}")
     return 0
 
 
@@ -471,6 +514,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         "stop": stop,
         "sample": sample,
         "traffic": traffic,
+        "monitor": monitor,
         "dev": dev,
         "mlflow-ui": mlflow_ui,
         "check-instance": check_instance,

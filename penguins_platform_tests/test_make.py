@@ -30,6 +30,7 @@ def user(tmp_path_factory):
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "PENGUINS_ENDPOINT_PORT": str(free_port()),
         "PENGUINS_ENDPOINT_STATE_DIR": str(root / "serving"),
+        "PENGUINS_REPORT_DIR": str(root / "reports"),
     }
     trained = _make("train", env)
     yield root, env, trained
@@ -76,12 +77,32 @@ def test_make_serve_then_sample_then_stop(user):
     assert answer["predictions"][0]["prediction"] == "Gentoo"
     assert answer["model_version"] == "1"
 
+    # The monitoring loop as the README shows it: traffic, then an evaluation of it.
+    sent = _make("traffic", env, "--requests", "60", "--seed", "1")
+    assert sent.returncode == 0, sent.stderr[-3000:]
+    assert "Sent 60 rows in 6 requests" in sent.stdout and "60 answered, 0 failed" in sent.stdout
+    monitored = _make("monitor", env)
+    assert monitored.returncode == 0, monitored.stderr[-3000:]
+    lines = monitored.stdout.strip().splitlines()
+    assert "capture_health: passed: 61 recent rows" in monitored.stdout  # and the sample
+    assert any(line.strip().startswith("feature_drift: ") for line in lines)
+    assert any(line.strip().startswith("production_accuracy: ") for line in lines)
+    report = lines[-1].removeprefix("Report: ")
+    assert report.startswith(str(root / "reports")) and os.path.getsize(report) > 100_000
+
     stopped = _make("stop", env)
     assert f"Stopped the endpoint at {url}" in stopped.stdout
     assert not (root / "serving" / "endpoint.pid").exists()
     again = _make("sample", env)
     assert again.returncode != 0
     assert "start one with `make serve`" in again.stderr
+
+
+def test_make_monitor_before_training_says_what_to_run_first(tmp_path):
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "PENGUINS_REPORT_DIR": str(tmp_path)}
+    done = _make("monitor", env)
+    assert done.returncode != 0
+    assert "run `make train` (and `make serve`, `make traffic`) first" in done.stderr
 
 
 def test_make_serve_on_a_taken_port_says_so_in_one_message(user):

@@ -166,6 +166,11 @@ def _message(error: SerializableErrorInfo) -> str:
     return re.sub(prefix, "", error.message.strip())
 
 
+# Dagster's own notes that reach the step's log like the platform's messages do: a check a
+# step left unevaluated (no production data to judge) is not news in the terminal.
+_DAGSTER_NOTES = re.compile(r"op '[\w.]+' did not yield or return expected outputs")
+
+
 class _PlatformMessages(logging.Handler):
     """Prints progress that the platform's code logs (`context.log.info`, `.warning`), one
     line each. Dagster's events, and errors with their stack traces, are left out: the CLI
@@ -175,9 +180,12 @@ class _PlatformMessages(logging.Handler):
         meta = getattr(record, "dagster_meta", None)
         if meta is None or meta.get("dagster_event") is not None or record.levelno >= logging.ERROR:
             return
+        message = meta.get("orig_message", record.getMessage())
+        if _DAGSTER_NOTES.match(message):
+            return
         step = meta.get("step_key")
         where = f"{step}: " if step else ""
-        print(f"  {where}{meta.get('orig_message', record.getMessage())}", file=sys.stderr)
+        print(f"  {where}{message}", file=sys.stderr)
 
 
 @dg.logger(

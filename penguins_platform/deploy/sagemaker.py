@@ -469,13 +469,21 @@ class SageMakerTarget:
         records no model version, so rows are credited to the version serving now."""
         if not self.settings.data_capture_uri:
             return None
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
 
+        try:
+            version = self.served_version()
+        except (ClientError, BotoCoreError) as error:
+            # The capture is still worth reading; only its version is unknown.
+            self.log.warning(
+                f"could not ask {self.label} which version it serves ({error}); its captured "
+                "rows are credited to version 'unknown'"
+            )
+            version = None
         return SageMakerCapture(
-            self.s3,
-            self.settings.data_capture_uri,
-            self.settings.endpoint_name,
-            model_version=self.served_version(),
+            self.s3, self.settings.data_capture_uri, self.settings.endpoint_name, version
         )
 
     def facts(self, deployment: Deployment) -> dict[str, Fact]:

@@ -4,8 +4,12 @@ An endpoint with data capture on writes each request and its response as one JSO
 `<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl`. This reads the newest
 lines back as the production table, one row per record of a request, downloading files from
 the newest hour backward only until it has enough rows. Capture objects are immutable, so
-labels go beside them as SageMaker Model Monitor's ground-truth JSON lines, under
+labels go beside them in the shape of SageMaker Model Monitor's ground-truth JSON lines, under
 `<DestinationS3Uri>/ground-truth/<endpoint>/yyyy/mm/dd/hh/`, and are merged in on reading.
+
+One difference from Model Monitor: a label here belongs to one record, so its `eventId` is
+`<eventId>:<row>`, while Model Monitor's own merge joins one label per request on the bare
+`eventId`. These files serve this platform's monitoring, not a Model Monitor schedule.
 """
 
 from __future__ import annotations

@@ -303,5 +303,5 @@ def test_retention_is_off_by_default():
 
 @pytest.mark.parametrize("settings", [{"retention_rows": 0}, {"retention_days": 0.0}])
 def test_a_retention_that_would_delete_everything_is_refused(settings):
-    with pytest.raises(ValueError, match="would delete every row.*PENGUINS_CAPTURE_RETENTION"):
+    with pytest.raises(ValueError, match=r"would delete every row.*PENGUINS_CAPTURE_RETENTION"):
         Monitoring(**settings).retention()
