@@ -189,8 +189,8 @@ def validate_rows(
     is corrupt when a numeric feature or the confidence is not a finite number, captured_at is
     not an ISO-8601 time, the prediction or a present target is not a species, or row is not
     an integer. Missing features are legitimate (the model imputes them) and stay None / NaN.
-    Whole columns at a time, so 50,000 rows take tens of milliseconds. `noun` names the key in
-    the reasons: "row id 17: body_mass_g is 'heavy', not a finite number".
+    Whole columns at a time: about 5 µs a row (0.26 s for 50,000). `noun` names the key in the
+    reasons: "row id 17: body_mass_g is 'heavy', not a finite number".
     """
     raw = {name: _objects(frame[name]) for name in PRODUCTION_COLUMNS}
     typed: dict[str, object] = {name: raw[name] for name in PRODUCTION_COLUMNS}
