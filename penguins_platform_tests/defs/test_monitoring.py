@@ -305,3 +305,28 @@ def test_retention_is_off_by_default():
 def test_a_retention_that_would_delete_everything_is_refused(settings):
     with pytest.raises(ValueError, match=r"would delete every row.*PENGUINS_CAPTURE_RETENTION"):
         Monitoring(**settings).retention()
+
+
+def test_the_traffic_job_sends_real_requests_that_are_captured(registry, endpoint):
+    instance, tracking = registry
+    before = service.health(endpoint.url)["capture"]["written"]
+    defs = definitions_with(mlflow=tracking, endpoint=endpoint)
+    result = defs.resolve_job_def("traffic_job").execute_in_process(
+        run_config={"ops": {"send_sample_traffic": {"config": {"requests": 25, "batch_size": 10}}}},
+        instance=instance,
+    )
+    assert result.success
+    assert result.output_for_node("send_sample_traffic") == 25
+    wait_until_written(endpoint, before + 25)
+
+
+def test_the_traffic_job_fails_and_says_so_when_nothing_answers(registry, tmp_path):
+    instance, tracking = registry
+    nobody = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
+    defs = definitions_with(mlflow=tracking, endpoint=nobody)
+    result = defs.resolve_job_def("traffic_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "requests in a row failed" in str(failure.step_failure_data.error)
