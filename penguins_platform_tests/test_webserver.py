@@ -21,12 +21,14 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
     nodes = dagster_dev.graphql(QUERY)["assetNodes"]
     assets = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     deployments = {"local_endpoint", "sagemaker_endpoint", "azure_endpoint"}
-    assert set(assets) == LINEAGE_ASSETS | deployments
+    monitoring = {"production_data", "ground_truth_labels", "monitoring_report"}
+    assert set(assets) == LINEAGE_ASSETS | deployments | monitoring
     groups = {a: assets[a]["groupName"] for a in LINEAGE_ASSETS}
     assert groups == {
         a: "data" if a in ("raw_penguins", "penguins") else "training" for a in groups
     }
     assert {assets[a]["groupName"] for a in deployments} == {"deployment"}
+    assert {assets[a]["groupName"] for a in monitoring} == {"monitoring"}
     checks = {
         (asset, check["name"]): check["blocking"]
         for asset, node in assets.items()
@@ -49,22 +51,29 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
                 "latency_under_bound",
             )
         },
+        # Monitoring judges production after the fact: nothing downstream to hold back.
+        ("production_data", "capture_health"): False,
+        ("monitoring_report", "feature_drift"): False,
+        ("monitoring_report", "production_accuracy"): False,
     }
 
 
-def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor(dagster_dev):
+def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor_only(dagster_dev):
     data = dagster_dev.graphql(
         "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } "
         "sensors { name minIntervalSeconds sensorState { status } } } } } }",
     )
     [repository] = data["repositoriesOrError"]["nodes"]
     assert {j["name"] for j in repository["jobs"]} >= {
-        "training_job", "local_endpoint_job", "deployment_job",
+        "training_job", "local_endpoint_job", "deployment_job", "monitoring_job", "traffic_job",
     }  # fmt: skip
-    [sensor] = repository["sensors"]
-    assert sensor["name"] == "new_model_version_sensor"
-    assert sensor["minIntervalSeconds"] == 30
-    assert sensor["sensorState"]["status"] == "RUNNING"
+    sensors = {s["name"]: s for s in repository["sensors"]}
+    assert set(sensors) == {"new_model_version_sensor", "retraining_sensor"}
+    deployment = sensors["new_model_version_sensor"]
+    assert deployment["minIntervalSeconds"] == 30
+    assert deployment["sensorState"]["status"] == "RUNNING"
+    # Locally nothing retrains behind the user's back: PENGUINS_SCHEDULES=on starts it.
+    assert sensors["retraining_sensor"]["sensorState"]["status"] == "STOPPED"
 
 
 def test_a_disabled_cloud_target_says_how_to_enable_it(dagster_dev):

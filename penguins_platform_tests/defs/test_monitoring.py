@@ -89,6 +89,18 @@ def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
+def copied_store(endpoint: LocalEndpoint, tmp_path) -> tuple[LocalEndpoint, object]:
+    """A copy of the endpoint's capture store, and an endpoint resource (with no server)
+    that reads it: a test may then damage or trim the copy."""
+    store = tmp_path / "capture.db"
+    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as source:
+        source.execute(f"VACUUM INTO '{store}'")
+    copy = LocalEndpoint(
+        port=free_port(), state_dir=str(tmp_path / "serving"), capture_uri=f"sqlite:///{store}"
+    )
+    return copy, store
+
+
 def capture_rows(endpoint: LocalEndpoint) -> list[tuple]:
     path = endpoint.paths.state_dir / "capture.db"
     with sqlite3.connect(path) as connection:
@@ -199,17 +211,12 @@ def test_an_empty_capture_store_says_no_production_data(registry, reports, tmp_p
 
 def test_a_corrupt_row_is_skipped_and_counted(registry, endpoint, reports, tmp_path):
     send(endpoint, 20, seed=5)
-    store = tmp_path / "capture.db"
-    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as source:
-        source.execute(f"VACUUM INTO '{store}'")
+    copy, store = copied_store(endpoint, tmp_path)
     with sqlite3.connect(store) as connection:
         connection.execute(
             "UPDATE predictions SET body_mass_g = 'heavy' "
             "WHERE id = (SELECT max(id) FROM predictions)"
         )
-    copy = LocalEndpoint(
-        port=free_port(), state_dir=str(tmp_path / "serving"), capture_uri=f"sqlite:///{store}"
-    )
     result = monitor(registry, copy, reports, rows=20)
     assert result.success
     data = metadata_of(result, "production_data")
@@ -220,13 +227,9 @@ def test_a_corrupt_row_is_skipped_and_counted(registry, endpoint, reports, tmp_p
 
 def test_retention_removes_rows_and_counts_them(registry, endpoint, reports, tmp_path):
     send(endpoint, 20, seed=6)
-    store = tmp_path / "capture.db"
-    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as source:
-        source.execute(f"VACUUM INTO '{store}'")
-        total = source.execute("SELECT count(*) FROM predictions").fetchone()[0]
-    copy = LocalEndpoint(
-        port=free_port(), state_dir=str(tmp_path / "serving"), capture_uri=f"sqlite:///{store}"
-    )
+    copy, store = copied_store(endpoint, tmp_path)
+    with sqlite3.connect(store) as connection:
+        total = connection.execute("SELECT count(*) FROM predictions").fetchone()[0]
     instance, tracking = registry
     defs = definitions_with(
         mlflow=tracking,

@@ -24,12 +24,17 @@ SCHEDULE_VARIABLES = (
 
 def _loaded_schedule(**variables: str) -> dict:
     """The training schedule as a fresh process loads the definitions with `variables`."""
-    probe = (
-        "import json; from penguins_platform.definitions import defs; "
+    return _probe(
         "s = defs.resolve_schedule_def('training_schedule'); "
         "print(json.dumps({'status': s.default_status.value, 'cron': s.cron_schedule, "
-        "'job': s.job_name}))"
+        "'job': s.job_name}))",
+        variables,
     )
+
+
+def _probe(code: str, variables: dict[str, str]) -> dict:
+    """What `code` prints as JSON after a fresh process loads the definitions."""
+    probe = "import json; from penguins_platform.definitions import defs; " + code
     env = {k: v for k, v in os.environ.items() if k not in SCHEDULE_VARIABLES}
     done = subprocess.run(
         [sys.executable, "-c", probe], env={**env, **variables}, cwd=REPO_ROOT,
@@ -85,20 +90,13 @@ def test_a_tick_requests_one_training_run_that_launches_with_the_defaults():
 
 def _loaded_automation(**variables: str) -> dict:
     """The monitoring schedule and the retraining sensor as a fresh process loads them."""
-    probe = (
-        "import json; from penguins_platform.definitions import defs; "
+    return _probe(
         "s = defs.resolve_schedule_def('monitoring_schedule'); "
         "r = defs.resolve_sensor_def('retraining_sensor'); "
         "print(json.dumps({'schedule': s.default_status.value, 'cron': s.cron_schedule, "
-        "'sensor': r.default_status.value, 'job': s.job_name}))"
+        "'sensor': r.default_status.value, 'job': s.job_name}))",
+        variables,
     )
-    env = {k: v for k, v in os.environ.items() if k not in SCHEDULE_VARIABLES}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env={**env, **variables}, cwd=REPO_ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_monitoring_runs_hourly_and_retraining_waits_for_production_settings():
