@@ -336,14 +336,13 @@ def traffic(args: argparse.Namespace) -> int:
     """Send sampled penguins to an endpoint, as `make traffic` does, so monitoring has rows."""
     import secrets
 
-    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
     from penguins_platform.monitoring.traffic import (
         DRIFT_FEATURE,
         TrafficError,
         sample_records,
         send_traffic,
+        shipped_penguins,
     )
-    from penguins_platform.project import resolve_path
 
     target = traffic_target(args)
     if target is None:
@@ -351,9 +350,7 @@ def traffic(args: argparse.Namespace) -> int:
     # A new seed each time by default, as real traffic would differ; printed, so a run can
     # be repeated with --seed.
     seed = secrets.randbelow(1_000_000) if args.seed is None else args.seed
-    path = resolve_path(defaults.DATA_LOCATION)
-    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), defaults.SEED)
-    records = sample_records(penguins, args.requests, drift=args.drift, seed=seed)
+    records = sample_records(shipped_penguins(), args.requests, drift=args.drift, seed=seed)
     shown = 0
 
     def progress(sent: int, total: int) -> None:

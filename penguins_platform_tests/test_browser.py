@@ -216,16 +216,14 @@ def test_the_monitoring_report_shows_its_link_and_check_results(
     dagster_dev, materialize_all, browser, page
 ):
     from penguins_platform.defs.resources import LocalEndpoint
-    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
-    from penguins_platform.monitoring.traffic import sample_records, send_traffic
-    from penguins_platform_tests.conftest import DATA_FILE
+    from penguins_platform.monitoring.traffic import sample_records, send_traffic, shipped_penguins
 
     endpoint = LocalEndpoint(
         port=int(dagster_dev.endpoint_url.rsplit(":", 1)[1]),
         state_dir=str(dagster_dev.endpoint_paths.state_dir),
     )
-    data = clean_penguins(read_penguins_csv(DATA_FILE.read_bytes(), "penguins.csv"), seed=42)
-    sent = send_traffic(endpoint.target("penguins").invoke, sample_records(data, 60, seed=1))
+    records = sample_records(shipped_penguins(), 60, seed=1)
+    sent = send_traffic(endpoint.target("penguins").invoke, records)
     assert sent.answered == 60
     deadline = time.monotonic() + 30
     while service.health(endpoint.url)["capture"]["written"] < 60:

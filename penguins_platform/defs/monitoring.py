@@ -36,7 +36,11 @@ from penguins_platform.project import resolve_path
 if TYPE_CHECKING:
     import pandas as pd
 
-    from penguins_platform.monitoring.production import CaptureSource, ProductionBatch
+    from penguins_platform.monitoring.production import (
+        CaptureSource,
+        ProductionBatch,
+        Retention,
+    )
     from penguins_platform.monitoring.report import MonitoringSummary
 
 # Annotations stay evaluated here (no `from __future__ import annotations`): Dagster reads the
@@ -212,11 +216,11 @@ def production_data(
     yield check
 
 
-def _describe_retention(retention: object) -> str:
+def _describe_retention(retention: "Retention") -> str:
     parts = []
-    if getattr(retention, "max_age_days", None) is not None:
+    if retention.max_age_days is not None:
         parts.append(f"{retention.max_age_days:g} days")
-    if getattr(retention, "max_rows", None) is not None:
+    if retention.max_rows is not None:
         parts.append(f"{retention.max_rows} rows")
     return "keep at most " + " and ".join(parts) if parts else "off"
 

@@ -37,9 +37,12 @@ def send_sample_traffic(
     mlflow: MlflowTracking,
 ) -> dg.Output:
     """Send `requests` penguins drawn from the shipped data, `batch_size` per request."""
-    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
-    from penguins_platform.monitoring.traffic import DRIFT_FEATURE, sample_records, send_traffic
-    from penguins_platform.project import resolve_path
+    from penguins_platform.monitoring.traffic import (
+        DRIFT_FEATURE,
+        sample_records,
+        send_traffic,
+        shipped_penguins,
+    )
 
     if config.target == "sagemaker":
         if not sagemaker.enabled:
@@ -47,9 +50,9 @@ def send_sample_traffic(
         target = sagemaker.target(mlflow.registered_model_name, context.log)
     else:
         target = endpoint.target(mlflow.registered_model_name, context.log)
-    path = resolve_path(defaults.DATA_LOCATION)
-    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), defaults.SEED)
-    records = sample_records(penguins, config.requests, drift=config.drift, seed=config.seed)
+    records = sample_records(
+        shipped_penguins(), config.requests, drift=config.drift, seed=config.seed
+    )
 
     def progress(sent: int, total: int) -> None:
         context.log.debug(f"{sent} of {total} rows sent")

@@ -56,6 +56,15 @@ class TrafficError(RuntimeError):
         self.result = result
 
 
+def shipped_penguins() -> pd.DataFrame:
+    """The cleaned penguins of the shipped data file: what the traffic tool draws from."""
+    from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
+    from penguins_platform.project import resolve_path
+
+    path = resolve_path(defaults.DATA_LOCATION)
+    return clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), defaults.SEED)
+
+
 def sample_records(
     data: pd.DataFrame, requests: int, *, drift: bool = False, seed: int = defaults.SEED
 ) -> list[dict]:
