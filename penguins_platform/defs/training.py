@@ -29,6 +29,15 @@ class TrainingConfig(dg.Config):
     seed: int = Field(
         default=defaults.SEED, description="Seed for weights, batching and fold splits."
     )
+    steps_per_execution: int | None = Field(
+        default=defaults.STEPS_PER_EXECUTION,
+        ge=1,
+        description=(
+            "SGD steps per compiled call. Unset: a whole epoch per call. 1: Keras's own fit, "
+            "one Python dispatch per step (slower, same result). Any value works; one above "
+            "the steps in an epoch means a whole epoch."
+        ),
+    )
 
     def parameters(self) -> "TrainingParameters":
         from penguins_platform.ml.model import TrainingParameters
@@ -38,6 +47,7 @@ class TrainingConfig(dg.Config):
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             seed=self.seed,
+            steps_per_execution=self.steps_per_execution,
         )
 
 

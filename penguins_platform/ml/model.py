@@ -27,6 +27,9 @@ class TrainingParameters:
     batch_size: int
     learning_rate: float
     seed: int
+    # Full batches per compiled call: 1 is Keras's own `fit`, one dispatch a step; None runs
+    # a whole epoch in one call (`compiled_fit`). The results are the same either way.
+    steps_per_execution: int | None = None
 
 
 @dataclass
@@ -62,15 +65,25 @@ def import_keras() -> ModuleType:
     return keras
 
 
-def build_model(input_dim: int, learning_rate: float) -> keras.Model:
-    """Dense(10, relu) → Dense(8, relu) → Dense(3, softmax), trained with plain SGD."""
+def build_model(input_dim: int, learning_rate: float, seed: int = 0) -> keras.Model:
+    """Dense(10, relu) → Dense(8, relu) → Dense(3, softmax), trained with plain SGD.
+
+    Each layer's initial weights come from its own seed, derived from `seed`, rather than
+    from Keras's global generator, which Python's shared `random` module seeds: two models
+    built at once in two threads get the same weights they would get one after the other.
+    """
     keras = import_keras()
+
+    def dense(units: int, activation: str, layer: int) -> keras.layers.Dense:
+        initializer = keras.initializers.GlorotUniform(seed=seed * 1000 + layer)
+        return keras.layers.Dense(units, activation=activation, kernel_initializer=initializer)
+
     model = keras.Sequential(
         [
             keras.Input(shape=(input_dim,)),
-            keras.layers.Dense(10, activation="relu"),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dense(len(schema.SPECIES), activation="softmax"),
+            dense(10, "relu", 1),
+            dense(8, "relu", 2),
+            dense(len(schema.SPECIES), "softmax", 3),
         ],
         name="penguins",
     )
@@ -88,31 +101,52 @@ def train_model(
     parameters: TrainingParameters,
     on_epoch_end: EpochCallback | None = None,
 ) -> tuple[keras.Model, TrainingHistory]:
-    """Fit a fresh, seeded model on (x, y). `on_epoch_end(epoch, logs)` reports progress."""
+    """Fit a fresh, seeded model on (x, y). `on_epoch_end(epoch, logs)` reports progress,
+    epochs counted from 1.
+
+    With `steps_per_execution=1` this is Keras's `Model.fit`; otherwise `fit_compiled` runs
+    the same steps many to a compiled call. Both give the same weights and history.
+    """
     keras = import_keras()
-    keras.utils.set_random_seed(parameters.seed)
-    model = build_model(x.shape[1], parameters.learning_rate)
-    callbacks = []
-    if on_epoch_end is not None:
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: on_epoch_end(
-                    epoch + 1, {k: float(v) for k, v in (logs or {}).items()}
+    if len(x) == 0:
+        raise ValueError("cannot train a model on 0 rows")
+    model = build_model(x.shape[1], parameters.learning_rate, parameters.seed)
+    history = TrainingHistory()
+
+    def record(epoch: int, logs: dict[str, float]) -> None:
+        history.loss.append(float(logs["loss"]))
+        history.accuracy.append(float(logs["accuracy"]))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, {k: float(v) for k, v in logs.items()})
+
+    if parameters.steps_per_execution == 1:
+        # Keras shuffles each epoch with NumPy's global generator.
+        np.random.seed(parameters.seed)
+        model.fit(
+            x,
+            y,
+            epochs=parameters.epochs,
+            batch_size=parameters.batch_size,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: record(epoch, logs or {})
                 )
-            )
+            ],
         )
-    fitted = model.fit(
-        x,
-        y,
-        epochs=parameters.epochs,
-        batch_size=parameters.batch_size,
-        verbose=0,
-        callbacks=callbacks,
-    )
-    history = TrainingHistory(
-        loss=[float(v) for v in fitted.history["loss"]],
-        accuracy=[float(v) for v in fitted.history["accuracy"]],
-    )
+    else:
+        from penguins_platform.ml.compiled_fit import fit_compiled
+
+        fit_compiled(
+            model,
+            x,
+            y,
+            epochs=parameters.epochs,
+            batch_size=parameters.batch_size,
+            seed=parameters.seed,
+            steps_per_execution=parameters.steps_per_execution,
+            on_epoch_end=record,
+        )
     return model, history
 
 
