@@ -49,6 +49,16 @@ def parser() -> argparse.ArgumentParser:
     knob("--learning-rate", type=float, help=f"SGD learning rate ({defaults.LEARNING_RATE})")
     knob("--folds", type=int, help=f"cross-validation folds ({defaults.FOLDS})")
     knob("--seed", type=int, help=f"seed of shuffle, weights, folds ({defaults.SEED})")
+    knob(
+        "--steps-per-execution",
+        type=at_least_one,
+        help="SGD steps per compiled call (default: a whole epoch; 1: Keras's per-step fit)",
+    )
+    knob(
+        "--max-data-bytes",
+        type=at_least_one,
+        help=f"largest data location to load, in bytes ({defaults.MAX_DATA_BYTES:,})",
+    )
     monitor = commands.add_parser(
         "monitor",
         help="evaluate what the endpoint captured",
@@ -213,6 +223,8 @@ def train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         folds=args.folds,
         seed=args.seed,
+        steps_per_execution=args.steps_per_execution,
+        max_data_bytes=args.max_data_bytes,
     )
     result = execute("training_job", run_config, args)
     if result is None:

@@ -143,3 +143,109 @@ def test_plain_file_store_is_refused_with_a_hint(instance):
     assert "use sqlite:///path/to/mlflow.db instead" in "\n".join(
         failure_reasons(result.all_events)
     )
+
+
+# A data location over `max_bytes` fails before it is loaded, naming its size and the knob.
+KNOB = "raw_penguins config `max_bytes`"
+
+
+def test_data_file_over_the_byte_bound_fails_before_it_is_read(
+    tmp_path, instance, mlflow_tracking, sqlite_store, model_name
+):
+    """A sparse 4 GiB file under the default bound of 256 MiB: had it been read, the run would
+    have spent gigabytes on it and failed on its content, not its size."""
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as handle:
+        handle.truncate(4 * 1024**3)
+    result = run_training(instance, mlflow_tracking, data=str(path))
+    _assert_failed_with(
+        result,
+        f"{path} holds 4.0 GiB (4,294,967,296 bytes in 1 CSV file), over raw_penguins' "
+        "max_bytes of 256.0 MiB (268,435,456 bytes). Nothing was loaded.",
+    )
+    assert KNOB in "\n".join(failure_reasons(result.all_events))
+    assert "--max-data-bytes" in "\n".join(failure_reasons(result.all_events))
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == set()
+    assert model_versions(sqlite_store.tracking_uri, model_name) == []
+
+
+def test_folder_is_bounded_by_the_sum_of_its_files(tmp_path, instance, mlflow_tracking):
+    header, *rows = _lines()
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    sizes = []
+    for part, chunk in enumerate((rows[:172], rows[172:])):
+        path = write_csv(folder, "\n".join([header, *chunk]) + "\n", f"part-{part}.csv")
+        sizes.append(path.stat().st_size)
+    bound = max(sizes) + 1  # each file alone fits; together they do not
+    result = run_training(
+        instance, mlflow_tracking, data=str(folder), max_data_bytes=bound, selection=["raw_penguins"]
+    )
+    _assert_failed_with(result, f"({sum(sizes):,} bytes in 2 CSV files, the largest")
+    # At the bound exactly, the same folder loads.
+    result = run_training(
+        instance, mlflow_tracking, data=str(folder), max_data_bytes=sum(sizes),
+        selection=["raw_penguins"],
+    )  # fmt: skip
+    assert result.success, failure_reasons(result.all_events)
+    assert len(result.output_for_node("raw_penguins")) == 344
+
+
+OBJECT_READS: list[str] = []
+
+
+class ReadCountingS3(S3Storage):
+    """The real S3 client, with every GetObject it sends noted in OBJECT_READS."""
+
+    def client(self):
+        made = super().client()
+        made.meta.events.register(
+            "before-call.s3.GetObject", lambda params, **_: OBJECT_READS.append(params["Key"])
+        )
+        return made
+
+
+def test_s3_prefix_over_the_byte_bound_fails_before_any_object_is_read(
+    moto_server, instance, mlflow_tracking, sqlite_store, model_name
+):
+    s3 = S3Storage(endpoint_url=moto_server, region_name="us-east-1")
+    client = s3.client()
+    client.create_bucket(Bucket="penguins-big")
+    body = DATA_FILE.read_bytes()
+    for part in range(3):
+        client.put_object(Bucket="penguins-big", Key=f"raw/part-{part}.csv", Body=body)
+    OBJECT_READS.clear()
+    counting = ReadCountingS3(endpoint_url=moto_server, region_name="us-east-1")
+    result = run_training(
+        instance, mlflow_tracking, s3=counting, data="s3://penguins-big/raw/",
+        max_data_bytes=2 * len(body),
+    )  # fmt: skip
+    _assert_failed_with(
+        result,
+        f"s3://penguins-big/raw/ holds {3 * len(body) / 1024:.1f} KiB ({3 * len(body):,} bytes "
+        "in 3 CSV files, the largest s3://penguins-big/raw/part-0.csv",
+    )
+    assert OBJECT_READS == [], "no object may be read once the listing is over the bound"
+    assert model_versions(sqlite_store.tracking_uri, model_name) == []
+
+
+def test_knobs_below_one_are_refused_naming_the_knob(instance, mlflow_tracking):
+    """As the launchpad sends them: plain config, checked when the run starts."""
+    from penguins_platform.definitions import defs
+
+    job = defs.resolve_job_def("training_job")
+    with pytest.raises(dg.DagsterConfigMappingFunctionError) as raised:
+        job.execute_in_process(
+            run_config={"ops": {"cross_validation_scores": {"config": {"steps_per_execution": 0}}}},
+            instance=instance,
+        )
+    assert "steps_per_execution\n  Input should be greater than or equal to 1" in str(
+        raised.value.__cause__
+    )
+    result = job.execute_in_process(
+        run_config={"ops": {"raw_penguins": {"config": {"max_bytes": 0}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    _assert_failed_with(result, "max_bytes\n  Input should be greater than or equal to 1")

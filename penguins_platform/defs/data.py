@@ -20,6 +20,14 @@ class RawPenguinsConfig(dg.Config):
             "or s3://bucket/prefix/ to read and concatenate every CSV under the prefix."
         ),
     )
+    max_bytes: int = Field(
+        default=defaults.MAX_DATA_BYTES,
+        ge=1,
+        description=(
+            "The most bytes the location's CSV files may add up to. A larger location fails "
+            "before anything is loaded: the table takes about 10x its file size in memory."
+        ),
+    )
 
 
 class CleaningConfig(dg.Config):
@@ -37,7 +45,9 @@ def raw_penguins(
     """
     from penguins_platform.ml.sources import read_raw_table
 
-    table = read_raw_table(config.location, s3.client, root=PROJECT_ROOT)
+    table = read_raw_table(
+        config.location, s3.client, root=PROJECT_ROOT, max_bytes=config.max_bytes
+    )
     frame = table.frame
     context.log.info(f"read {len(frame)} rows from {', '.join(table.files)}")
     return dg.MaterializeResult(

@@ -78,6 +78,8 @@ def training_run_config(
     learning_rate: float | None = None,
     folds: int | None = None,
     seed: int | None = None,
+    steps_per_execution: int | None = None,
+    max_data_bytes: int | None = None,
     log_level: str = "INFO",
 ) -> dg.RunConfig:
     """The launchpad config of `training_job`. Each knob overrides its default only when given.
@@ -90,10 +92,16 @@ def training_run_config(
     def given(**values: object) -> dict[str, object]:
         return {key: value for key, value in values.items() if value is not None}
 
-    fit = given(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    fit = given(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        steps_per_execution=steps_per_execution,
+    )
     return dg.RunConfig(
         ops={
-            "raw_penguins": RawPenguinsConfig(**given(location=data)),
+            "raw_penguins": RawPenguinsConfig(**given(location=data, max_bytes=max_data_bytes)),
             "penguins": CleaningConfig(**given(seed=seed)),
             "cross_validation_scores": CrossValidationConfig(**fit, **given(folds=folds)),
             "trained_model": TrainingConfig(**fit),
