@@ -37,6 +37,7 @@ from penguins_platform.defs.registry import registered_model_version
 from penguins_platform.defs.resources import (
     AssetStorage,
     AzureMLEndpoint,
+    FoldWorkers,
     LocalEndpoint,
     MlflowTracking,
     Monitoring,
@@ -54,8 +55,12 @@ from penguins_platform.defs.training import (
     trained_model,
 )
 from penguins_platform.project import prepare_jax_cache
+from penguins_platform.runtime import tune_garbage_collector
 
 prepare_jax_cache()
+# Every process that loads this code location (a run worker of `dagster dev`, the code
+# server, the daemon) imports seconds of libraries; see `runtime.py`.
+tune_garbage_collector()
 
 # One S3 client's settings for the data location and the asset values; boto3's environment
 # (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE) fills what is unset.
@@ -104,6 +109,7 @@ defs = dg.Definitions(
             )
         ),
         "s3": s3,
+        "fold_workers": FoldWorkers(**from_env(FoldWorkers, workers="PENGUINS_FOLD_WORKERS")),
         "endpoint": LocalEndpoint(
             **from_env(
                 LocalEndpoint,

@@ -153,10 +153,12 @@ def run_training(
     mlflow_tracking: MlflowTracking,
     s3: S3Storage | None = None,
     selection: list[str] | None = None,
+    fold_workers: object | None = None,
     **config,
 ) -> dg.ExecuteInProcessResult:
     """Run the real `training_job` (or the `selection` of it) with test resources swapped in."""
-    test_defs = definitions_with(mlflow=mlflow_tracking, s3=s3 or S3Storage())
+    extra = {"fold_workers": fold_workers} if fold_workers is not None else {}
+    test_defs = definitions_with(mlflow=mlflow_tracking, s3=s3 or S3Storage(), **extra)
     return test_defs.resolve_job_def("training_job").execute_in_process(
         run_config=training_run_config(**config),
         instance=instance,

@@ -180,7 +180,11 @@ def test_folder_is_bounded_by_the_sum_of_its_files(tmp_path, instance, mlflow_tr
         sizes.append(path.stat().st_size)
     bound = max(sizes) + 1  # each file alone fits; together they do not
     result = run_training(
-        instance, mlflow_tracking, data=str(folder), max_data_bytes=bound, selection=["raw_penguins"]
+        instance,
+        mlflow_tracking,
+        data=str(folder),
+        max_data_bytes=bound,
+        selection=["raw_penguins"],
     )
     _assert_failed_with(result, f"({sum(sizes):,} bytes in 2 CSV files, the largest")
     # At the bound exactly, the same folder loads.

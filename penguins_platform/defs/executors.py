@@ -28,10 +28,21 @@ class ExecutorChoiceError(ValueError):
     """`PENGUINS_EXECUTOR` names no executor the platform knows."""
 
 
+def executor_choice(environ: Mapping[str, str] | None = None) -> str:
+    """`PENGUINS_EXECUTOR`, normalised: in_process when it is unset."""
+    environ = os.environ if environ is None else environ
+    return (environ.get(EXECUTOR_VARIABLE) or "in_process").strip().lower().replace("-", "_")
+
+
+def steps_run_in_process() -> bool:
+    """Whether this run's steps share its process, one after another."""
+    return executor_choice() == "in_process"
+
+
 def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
     """The executor that `PENGUINS_EXECUTOR` names, in-process when it is unset."""
     environ = os.environ if environ is None else environ
-    choice = (environ.get(EXECUTOR_VARIABLE) or "in_process").strip().lower().replace("-", "_")
+    choice = executor_choice(environ)
     if choice == "in_process":
         return dg.in_process_executor
     if choice == "multiprocess":

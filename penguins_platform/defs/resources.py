@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, TypeVar
 
 import dagster as dg
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from penguins_platform import defaults
 from penguins_platform.deploy import azure, sagemaker
@@ -26,9 +26,12 @@ from penguins_platform.project import DEFAULT_REPORT_DIR, resolve_path
 from penguins_platform.tracking.store import MlflowStore
 
 if TYPE_CHECKING:
+    import pandas as pd
     from botocore.client import BaseClient
 
     from penguins_platform.deploy.target import DeploymentTarget
+    from penguins_platform.ml.evaluation import BackgroundFolds, FoldResult, FoldSplit
+    from penguins_platform.ml.model import TrainingParameters
     from penguins_platform.monitoring.labels import Labeler
     from penguins_platform.monitoring.production import Retention
 
@@ -223,6 +226,53 @@ class AzureMLEndpoint(dg.ConfigurableResource, azure.AzureSettings):
     def target(self, model_name: str, log: logging.Logger | None = None) -> azure.AzureTarget:
         settings = plain_settings(self, azure.AzureSettings)
         return azure.AzureTarget(self.ml_client(), settings, self.registrar(), model_name, log)
+
+
+class FoldWorkers(dg.ConfigurableResource):
+    """How many cross-validation folds train at once inside the run's own process.
+
+    With the in-process executor Dagster runs one step at a time, so `split_folds` starts
+    every fold in background threads and each `score_fold` step takes its fold's result,
+    waiting if it must: on two cores the folds train two at a time, and the steps, their
+    logs and their MLflow runs stay as they are. With a step executor (multiprocess, ECS,
+    Kubernetes) each fold is a process of its own already, and each step trains its own.
+    """
+
+    workers: int = Field(
+        default=0,
+        description="Folds training at once: 0 means one per CPU core this process may use "
+        "(on one core, one after another); 1 turns the background threads off.",
+    )
+    _background: BackgroundFolds | None = PrivateAttr(default=None)
+
+    def start(
+        self, df: pd.DataFrame, splits: list[FoldSplit], parameters: TrainingParameters
+    ) -> int:
+        """Start the folds in the background when that pays; how many train at once."""
+        from penguins_platform.defs.executors import steps_run_in_process
+        from penguins_platform.ml.evaluation import BackgroundFolds, fold_workers
+
+        if not steps_run_in_process():
+            return 1
+        workers = fold_workers(self.workers, len(splits), parameters)
+        if workers > 1:
+            if self._background is None:
+                self._background = BackgroundFolds(workers)
+            self._background.start(df, splits, parameters)
+        return workers
+
+    def score(
+        self, df: pd.DataFrame, split: FoldSplit, parameters: TrainingParameters
+    ) -> FoldResult:
+        """The fold's result: from the background when it was started there, else trained now."""
+        from penguins_platform.ml.evaluation import score_fold
+
+        started = self._background.take(split, parameters) if self._background else None
+        return started or score_fold(df, split, parameters)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._background is not None:
+            self._background.close()
 
 
 class Monitoring(dg.ConfigurableResource):

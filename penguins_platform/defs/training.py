@@ -8,7 +8,7 @@ from pydantic import Field
 
 from penguins_platform import defaults
 from penguins_platform.defs import metadata
-from penguins_platform.defs.resources import MlflowTracking
+from penguins_platform.defs.resources import FoldWorkers, MlflowTracking
 
 if TYPE_CHECKING:
     from penguins_platform.ml.model import TrainingParameters
@@ -92,14 +92,21 @@ def split_folds(
     config: CrossValidationConfig,
     penguins,
     mlflow: MlflowTracking,
+    fold_workers: FoldWorkers,
 ) -> Iterator[dg.DynamicOutput]:
     """Seeded K-fold splits, one dynamic output a fold. The MLflow parent run starts here,
-    before any fold, so every fold's step nests under the same one."""
+    before any fold, so every fold's step nests under the same one. In the run's own
+    process the folds start training here, in the background, as many at once as there
+    are cores."""
     from penguins_platform.ml.evaluation import fold_splits
 
     with mlflow.parent_run(context) as parent_run_id:
         mlflow.log_params(parent_run_id, config.model_dump())
-    for split in fold_splits(penguins, config.folds, config.seed):
+    splits = fold_splits(penguins, config.folds, config.seed)
+    workers = fold_workers.start(penguins, splits, config.parameters())
+    if workers > 1:
+        context.log.info(f"training {len(splits)} folds, {workers} at a time, in this process")
+    for split in splits:
         yield dg.DynamicOutput(split, mapping_key=f"fold_{split.fold}")
 
 
@@ -110,11 +117,10 @@ def score_fold(
     penguins,
     split,
     mlflow: MlflowTracking,
+    fold_workers: FoldWorkers,
 ):
     """One fold: fit on its training rows, score its held-out rows, log a nested MLflow run."""
-    from penguins_platform.ml.evaluation import score_fold as score
-
-    result = score(penguins, split, config.parameters())
+    result = fold_workers.score(penguins, split, config.parameters())
     fold = result.score
     context.log.info(
         f"fold {fold.fold}/{config.folds}: accuracy {fold.accuracy:.4f}, loss {fold.loss:.4f}"

@@ -84,7 +84,9 @@ def fit_compiled(
         x_batches = xs[:cut].reshape(full_batches, batch_size, *x.shape[1:])
         y_batches = ys[:cut].reshape(full_batches, batch_size, *y.shape[1:])
         for start in range(0, full_batches, chunk):
-            state = run_steps(state, x_batches[start : start + chunk], y_batches[start : start + chunk])
+            state = run_steps(
+                state, x_batches[start : start + chunk], y_batches[start : start + chunk]
+            )
         if partial:
             state = run_one(state, xs[cut:], ys[cut:])
         for group, values in zip(variables, state, strict=True):

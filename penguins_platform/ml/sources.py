@@ -39,7 +39,7 @@ def check_size(location: str, sizes: dict[str, int], max_bytes: int | None) -> N
         f"{location} holds {_size(total)} ({total:,} bytes in {files}), over raw_penguins' "
         f"max_bytes of {_size(max_bytes)} ({max_bytes:,} bytes). Nothing was loaded. Raise "
         "the bound if this machine has the memory (about 10x the data size): the launchpad's "
-        "raw_penguins config `max_bytes`, or `make train ARGS=\"--max-data-bytes N\"`."
+        'raw_penguins config `max_bytes`, or `make train ARGS="--max-data-bytes N"`.'
     )
 
 

@@ -113,3 +113,56 @@ def test_multiprocess_folds_run_apart_and_score_as_in_process(
     assert sorted(run.info.run_name for run in children) == [
         f"fold-{n}" for n in range(1, FOLDS + 1)
     ]
+
+
+def _fold_logs(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [
+        entry.user_message
+        for entry in instance.all_logs(run_id)
+        if "at a time, in this process" in (entry.user_message or "")
+    ]
+
+
+def test_in_process_folds_train_two_at_a_time_and_score_as_one_after_another(
+    instance, mlflow_tracking
+):
+    """The default executor: `split_folds` starts the folds in two background threads, each
+    `score_fold` step takes its fold's result, and every score equals the sequential run's."""
+    from penguins_platform.defs.resources import FoldWorkers
+
+    config = {**CONFIG, "folds": 4}
+    selection = ["raw_penguins", "penguins", "cross_validation_scores"]
+    runs = {}
+    for workers in (1, 2):
+        runs[workers] = run_training(
+            instance, mlflow_tracking, selection=selection,
+            fold_workers=FoldWorkers(workers=workers), **config,
+        )  # fmt: skip
+        assert runs[workers].success
+    assert _fold_logs(instance, runs[1].run_id) == []
+    assert _fold_logs(instance, runs[2].run_id) == [
+        "training 4 folds, 2 at a time, in this process"
+    ]
+    assert _scores(instance, runs[2].run_id) == _scores(instance, runs[1].run_id)
+    # Still one step and one nested MLflow run a fold.
+    pids = _step_pids(instance, runs[2].run_id)
+    assert sum("score_fold" in key for key in pids) == 4
+    assert len(set(pids.values())) == 1, "the in-process executor keeps every step in one process"
+
+
+def test_fold_workers_start_nothing_under_a_step_executor(monkeypatch):
+    """With PENGUINS_EXECUTOR=multiprocess each fold step is its own process: training all
+    folds in the background of `split_folds` would only waste that process's time."""
+    import pandas as pd
+
+    from penguins_platform.defs.resources import FoldWorkers
+    from penguins_platform.ml.evaluation import FoldSplit
+    from penguins_platform_tests.conftest import training_parameters
+
+    splits = [FoldSplit(n, [0], [1]) for n in (1, 2)]
+    monkeypatch.setenv("PENGUINS_EXECUTOR", "multiprocess")
+    resource = FoldWorkers(workers=2)
+    assert resource.start(pd.DataFrame(), splits, training_parameters()) == 1
+    monkeypatch.setenv("PENGUINS_EXECUTOR", "in_process")
+    # Keras's per-step fit shares NumPy's global generator: never in threads.
+    assert resource.start(pd.DataFrame(), splits, training_parameters(steps_per_execution=1)) == 1

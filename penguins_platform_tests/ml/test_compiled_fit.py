@@ -120,3 +120,34 @@ def test_same_seed_predicts_the_same_either_way(features, per_step):
 def test_no_rows_is_refused_clearly():
     with pytest.raises(ValueError, match="0 rows"):
         train_model(np.zeros((0, 9), "float32"), np.zeros(0, "int64"), training_parameters())
+
+
+def test_fold_workers_follow_the_cores_this_process_may_use():
+    import os
+
+    from penguins_platform.ml.evaluation import fold_workers, usable_cores
+
+    compiled, per_step = training_parameters(), training_parameters(steps_per_execution=1)
+    assert fold_workers(3, folds=5, parameters=compiled) == 3
+    assert fold_workers(8, folds=5, parameters=compiled) == 5
+    assert fold_workers(2, folds=5, parameters=per_step) == 1
+    cores = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cores)})
+        assert usable_cores() == 1
+        assert fold_workers(0, folds=5, parameters=compiled) == 1, "one core: no threads"
+    finally:
+        os.sched_setaffinity(0, cores)
+    assert fold_workers(0, folds=5, parameters=compiled) == min(len(cores), 5)
+
+
+def test_cross_validation_in_threads_scores_as_one_after_another(penguins):
+    parameters = training_parameters(epochs=6)
+    alone = cross_validate(penguins, 4, parameters, workers=1)
+    finished: list[int] = []
+    threaded = cross_validate(
+        penguins, 4, parameters, workers=2, on_fold_end=lambda s: finished.append(s.fold)
+    )
+    assert threaded.folds == alone.folds
+    assert threaded.confusion_matrix == alone.confusion_matrix
+    assert finished == [1, 2, 3, 4], "progress is reported in fold order"
