@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,3 +53,37 @@ def report(title: str, baseline: str, candidate: str, samples: dict[str, list[fl
         values = ", ".join(f"{v:.2f}" for v in samples[name])
         print(f"  {name}: median {statistics.median(samples[name]):.2f} s  [{values}]")
     return ratio
+
+
+class TrainingSandbox:
+    """Fresh, equal footing for each timed training run under `work`.
+
+    Each run gets its own copy of one pre-migrated SQLite MLflow store (migrating takes
+    seconds, which no user pays twice); all share one Dagster home, as `make train` reuses
+    `.dagster/`, and one JAX compilation cache, as `.cache/jax` is shared.
+    """
+
+    def __init__(self, work: Path) -> None:
+        from penguins_platform.project import INSTANCE_TEMPLATE
+
+        self.work = work
+        self.home = work / "dagster-home"
+        self.home.mkdir(parents=True)
+        shutil.copy(INSTANCE_TEMPLATE, self.home / "dagster.yaml")
+        self.template = work / "template.db"
+        self._runs = itertools.count()
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(f"sqlite:///{self.template}").search_experiments()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        run = self.work / f"run-{next(self._runs)}"
+        run.mkdir()
+        shutil.copy(self.template, run / "mlflow.db")
+        return {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{run / 'mlflow.db'}",
+            "MLFLOW_ARTIFACT_LOCATION": (run / "artifacts").as_uri(),
+            "DAGSTER_HOME": str(self.home),
+            "JAX_COMPILATION_CACHE_DIR": str(self.work / "jax-cache"),
+            **extra,
+        }

@@ -1,17 +1,27 @@
 """The main job's computation in one plain Python process, with no Dagster: the baseline.
 
-Same data, same cleaning, transformers, 5-fold cross-validation with nested MLflow runs,
-final fit, and the same pyfunc logged and registered, all through `penguins_platform.ml`.
-MLflow location comes from MLFLOW_TRACKING_URI and MLFLOW_ARTIFACT_LOCATION.
+Same data, same cleaning, transformers, 5-fold cross-validation with nested MLflow runs
+(folds as many at once as the main job trains them: PENGUINS_FOLD_WORKERS, one per core by
+default), final fit, and the same pyfunc logged and registered, all through
+`penguins_platform.ml`. MLflow location comes from MLFLOW_TRACKING_URI and
+MLFLOW_ARTIFACT_LOCATION; `--data` reads another CSV, as `make train ARGS="--data …"` does.
 """
 
+# ruff: noqa: E402 (the collector is tuned before the heavy imports, as in __main__.py)
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# The floor runs Python's collector as the platform's own processes do (`runtime.py`), so
+# the main job ratio measures Dagster, not a collector setting.
+from penguins_platform.runtime import exit_without_final_collection, tune_garbage_collector
+
+tune_garbage_collector()
 os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -29,6 +39,9 @@ from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TA
 
 
 def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    options.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "penguins.csv")
+    args = options.parse_args()
     uri = os.environ["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -39,7 +52,7 @@ def main() -> None:
     )
     parent = client.create_run(experiment.experiment_id, run_name="plain").info.run_id
 
-    path = PROJECT_ROOT / "data" / "penguins.csv"
+    path = args.data
     penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=defaults.SEED)
     transformers = FittedTransformers.fit(penguins)
     parameters = TrainingParameters(
@@ -47,6 +60,7 @@ def main() -> None:
         batch_size=defaults.BATCH_SIZE,
         learning_rate=defaults.LEARNING_RATE,
         seed=defaults.SEED,
+        steps_per_execution=defaults.STEPS_PER_EXECUTION,
     )
 
     def on_fold_end(score) -> None:
@@ -57,7 +71,10 @@ def main() -> None:
         client.log_metric(fold, "loss", score.loss)
         client.set_terminated(fold)
 
-    scores = cross_validate(penguins, defaults.FOLDS, parameters, on_fold_end=on_fold_end)
+    workers = int(os.environ.get("PENGUINS_FOLD_WORKERS") or 0)
+    scores = cross_validate(
+        penguins, defaults.FOLDS, parameters, on_fold_end=on_fold_end, workers=workers
+    )
     client.log_metric(parent, "cv_accuracy_mean", scores.accuracy_mean)
     x = transformers.transform_features(penguins)
     model, history = train_model(x, transformers.encode_target(penguins), parameters)
@@ -75,3 +92,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_final_collection(0)
