@@ -85,6 +85,7 @@ format: setup
 bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/main_job.py
+	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/sensor.py
 	$(BIN)/python bench/production.py

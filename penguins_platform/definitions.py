@@ -55,7 +55,7 @@ from penguins_platform.defs.training import (
     trained_model,
 )
 from penguins_platform.project import prepare_jax_cache
-from penguins_platform.runtime import tune_garbage_collector
+from penguins_platform.runtime import freeze_what_is_loaded, tune_garbage_collector
 
 prepare_jax_cache()
 # Every process that loads this code location (a run worker of `dagster dev`, the code
@@ -159,3 +159,6 @@ defs = dg.Definitions(
     },
     executor=executor_from_env(),
 )
+
+# The definitions live as long as the process that loads them.
+freeze_what_is_loaded()
