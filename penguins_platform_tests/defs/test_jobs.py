@@ -15,14 +15,17 @@ def test_the_run_config_is_typed_and_holds_every_default():
     config = training_run_config()
     assert isinstance(config, dg.RunConfig)
     ops = _ops(config)
-    assert ops["raw_penguins"] == {"location": defaults.DATA_LOCATION}
+    assert ops["raw_penguins"] == {
+        "location": defaults.DATA_LOCATION,
+        "max_bytes": defaults.MAX_DATA_BYTES,
+    }
     assert ops["penguins"] == {"seed": defaults.SEED}
     assert ops["trained_model"] == {
         "epochs": defaults.EPOCHS,
         "batch_size": defaults.BATCH_SIZE,
         "learning_rate": defaults.LEARNING_RATE,
         "seed": defaults.SEED,
-    }
+    }  # steps_per_execution: unset, a whole epoch per compiled call
     assert ops["cross_validation_scores"] == {**ops["trained_model"], "folds": defaults.FOLDS}
     assert ops["trained_model_accuracy_threshold"] == {"threshold": defaults.THRESHOLD}
 
@@ -33,6 +36,13 @@ def test_a_given_knob_overrides_only_itself():
     assert ops["penguins"]["seed"] == ops["trained_model"]["seed"] == 3
     assert ops["trained_model"]["batch_size"] == defaults.BATCH_SIZE
     assert ops["trained_model_accuracy_threshold"]["threshold"] == defaults.THRESHOLD
+
+
+def test_the_scaling_knobs_reach_their_ops():
+    ops = _ops(training_run_config(steps_per_execution=64, max_data_bytes=1000))
+    assert ops["trained_model"]["steps_per_execution"] == 64
+    assert ops["cross_validation_scores"]["steps_per_execution"] == 64
+    assert ops["raw_penguins"]["max_bytes"] == 1000
 
 
 def test_the_run_config_validates_against_the_training_job():
