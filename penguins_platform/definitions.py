@@ -11,14 +11,10 @@ Resources take their settings from the environment variables named below when th
 import dagster as dg
 
 from penguins_platform.defs.data import (
-    categories_are_known,
-    measurements_are_numeric,
-    measurements_are_plausible,
-    missing_values_are_bounded,
     penguins,
+    penguins_checks,
     raw_penguins,
-    required_columns,
-    species_are_known,
+    raw_penguins_checks,
 )
 from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
 from penguins_platform.defs.executors import executor_from_env
@@ -82,12 +78,8 @@ defs = dg.Definitions(
         monitoring_report,
     ],
     asset_checks=[
-        required_columns,
-        measurements_are_numeric,
-        species_are_known,
-        categories_are_known,
-        measurements_are_plausible,
-        missing_values_are_bounded,
+        raw_penguins_checks,
+        penguins_checks,
         accuracy_threshold,
     ],
     jobs=[training_job, local_endpoint_job, deployment_job, monitoring_job, traffic_job],

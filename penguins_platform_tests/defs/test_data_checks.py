@@ -98,3 +98,21 @@ def test_missing_values_are_bounded_fails_on_an_empty_column(cleaned):
     result = missing_values_are_bounded(cleaned)
     assert not result.passed
     assert "'culmen_length_mm' is 100% missing" in result.description
+
+
+def test_the_checks_of_one_asset_run_in_one_step():
+    """Six checks, each its own in the UI, in two steps: one per checked table."""
+    steps = {
+        checks.node_def.name: sorted(spec.key.to_user_string() for spec in checks.check_specs)
+        for checks in defs.asset_checks
+    }
+    assert steps["raw_penguins_checks"] == [
+        "raw_penguins:measurements_are_numeric",
+        "raw_penguins:required_columns",
+    ]
+    assert steps["penguins_checks"] == [
+        "penguins:categories_are_known",
+        "penguins:measurements_are_plausible",
+        "penguins:missing_values_are_bounded",
+        "penguins:species_are_known",
+    ]
