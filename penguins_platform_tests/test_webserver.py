@@ -98,8 +98,14 @@ mutation($params: ExecutionParams!) {
 """
 
 
-def test_a_run_over_its_max_runtime_is_failed_and_says_so(dagster_dev):
-    """Run monitoring is on in infra/dagster/local.yaml: the daemon fails a run past its limit."""
+def test_a_run_over_its_max_runtime_is_stopped_and_says_so(dagster_dev):
+    """Run monitoring is on in infra/dagster/local.yaml: the daemon stops a run past its limit.
+
+    Dagster's monitor marks the run canceling, interrupts it, then marks it failed; the
+    interrupted run worker records its own cancellation meanwhile. Whichever lands last sets
+    the final status, FAILURE or CANCELED, so the test waits for the monitor's message and
+    accepts either: the run stopped, and its log says why.
+    """
     params = {
         "selector": {
             "repositoryLocationName": "penguins_platform",
@@ -114,12 +120,15 @@ def test_a_run_over_its_max_runtime_is_failed_and_says_so(dagster_dev):
     run_id = launched["run"]["runId"]
     query = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
     deadline = time.monotonic() + 120
-    while (status := dagster_dev.graphql(query, {"id": run_id})["runOrError"]["status"]) not in (
-        "FAILURE", "SUCCESS", "CANCELED"
-    ):  # fmt: skip
-        assert time.monotonic() < deadline, f"still {status}"
+    messages: list[str] = []
+    while True:
+        status = dagster_dev.graphql(query, {"id": run_id})["runOrError"]["status"]
+        with dg.DagsterInstance.from_config(str(dagster_dev.home)) as instance:
+            messages = [entry.message for entry in instance.all_logs(run_id)]
+        told = any("Exceeded maximum runtime of 1 seconds" in m for m in messages)
+        if status in ("FAILURE", "CANCELED", "SUCCESS") and told:
+            break
+        assert time.monotonic() < deadline, f"still {status}: {messages[-5:]}"
         time.sleep(1)
-    assert status == "FAILURE"
-    with dg.DagsterInstance.from_config(str(dagster_dev.home)) as instance:
-        messages = [entry.message for entry in instance.all_logs(run_id)]
-    assert any("Exceeded maximum runtime of 1 seconds" in m for m in messages), messages
+    assert status in ("FAILURE", "CANCELED"), status
+    assert any("Canceling due to exceeding maximum runtime of 1 seconds" in m for m in messages)
