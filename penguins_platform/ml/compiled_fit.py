@@ -15,6 +15,7 @@ and with it Keras's batch-level callbacks; the epoch-level logs stay as they are
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     import keras
 
 EpochLogs = dict[str, float]
+
+
+class FitStopped(RuntimeError):
+    """The fit was asked to stop (its run was canceled) and did, between two epochs."""
 
 
 def fit_compiled(
@@ -36,13 +41,16 @@ def fit_compiled(
     seed: int,
     steps_per_execution: int | None,
     on_epoch_end: Callable[[int, EpochLogs], None],
+    stop: threading.Event | None = None,
 ) -> None:
     """Train the compiled `model` on (x, y) in place; `on_epoch_end(epoch, logs)` after each
     epoch, counted from 0 as Keras counts them.
 
     `steps_per_execution` is how many full batches one compiled call runs; None, or any
     number above the batches in an epoch, runs each epoch's full batches in one call. The
-    last, partial batch of an epoch always runs on its own, as in `fit`.
+    last, partial batch of an epoch always runs on its own, as in `fit`. Once `stop` is
+    set, the fit raises `FitStopped` before its next epoch: a canceled run does not wait for
+    a fold training in a background thread to finish.
     """
     import jax
 
@@ -76,6 +84,8 @@ def fit_compiled(
         model.metrics_variables,
     )
     for epoch in range(epochs):
+        if stop is not None and stop.is_set():
+            raise FitStopped(f"stopped before epoch {epoch + 1} of {epochs}")
         model.reset_metrics()
         state = tuple([v.value for v in group] for group in variables)
         order = shuffles.permutation(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,7 +98,12 @@ def fold_splits(df: pd.DataFrame, folds: int, seed: int) -> list[FoldSplit]:
     ]
 
 
-def score_fold(df: pd.DataFrame, split: FoldSplit, parameters: TrainingParameters) -> FoldResult:
+def score_fold(
+    df: pd.DataFrame,
+    split: FoldSplit,
+    parameters: TrainingParameters,
+    stop: threading.Event | None = None,
+) -> FoldResult:
     """Fit transformers and a fresh seeded model on the fold's training rows only, so no
     statistic of a held-out row leaks into its score, then score the held-out rows.
 
@@ -107,7 +113,7 @@ def score_fold(df: pd.DataFrame, split: FoldSplit, parameters: TrainingParameter
     transformers = FittedTransformers.fit(train)
     x_train, y_train = transformers.transform_features(train), transformers.encode_target(train)
     x_test, y_test = transformers.transform_features(test), transformers.encode_target(test)
-    model, _ = train_model(x_train, y_train, parameters)
+    model, _ = train_model(x_train, y_train, parameters, stop=stop)
     loss, accuracy = evaluate_model(model, x_test, y_test)
     confusion = np.zeros((len(schema.SPECIES), len(schema.SPECIES)), dtype=np.int64)
     np.add.at(confusion, (y_test, predict_indices(model, x_test)), 1)
@@ -158,6 +164,7 @@ class BackgroundFolds:
         self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[tuple[int, TrainingParameters], Future[FoldResult]] = {}
+        self._stop = threading.Event()
 
     def start(
         self, df: pd.DataFrame, splits: Sequence[FoldSplit], parameters: TrainingParameters
@@ -165,9 +172,10 @@ class BackgroundFolds:
         """Start every fold, `workers` at a time."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="fold")
+            self._stop = threading.Event()
         for split in splits:
             key = (split.fold, parameters)
-            self._futures[key] = self._pool.submit(score_fold, df, split, parameters)
+            self._futures[key] = self._pool.submit(score_fold, df, split, parameters, self._stop)
 
     def take(self, split: FoldSplit, parameters: TrainingParameters) -> FoldResult | None:
         """The fold's result, waiting for it if it is still training; None if never started."""
@@ -175,8 +183,10 @@ class BackgroundFolds:
         return None if future is None else future.result()
 
     def close(self) -> None:
-        """Drop folds nobody took; a fold already training finishes first."""
+        """Drop folds nobody took, and stop the ones training at their next epoch: when a run
+        is canceled, its process waits for these threads before it can exit."""
         self._futures.clear()
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

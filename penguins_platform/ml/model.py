@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,12 +101,14 @@ def train_model(
     y: np.ndarray,
     parameters: TrainingParameters,
     on_epoch_end: EpochCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[keras.Model, TrainingHistory]:
     """Fit a fresh, seeded model on (x, y). `on_epoch_end(epoch, logs)` reports progress,
     epochs counted from 1.
 
     With `steps_per_execution=1` this is Keras's `Model.fit`; otherwise `fit_compiled` runs
-    the same steps many to a compiled call. Both give the same weights and history.
+    the same steps many to a compiled call. Both give the same weights and history. A compiled
+    fit stops between epochs once `stop` is set.
     """
     keras = import_keras()
     if len(x) == 0:
@@ -146,6 +149,7 @@ def train_model(
             seed=parameters.seed,
             steps_per_execution=parameters.steps_per_execution,
             on_epoch_end=record,
+            stop=stop,
         )
     return model, history
 

@@ -151,3 +151,27 @@ def test_cross_validation_in_threads_scores_as_one_after_another(penguins):
     assert threaded.folds == alone.folds
     assert threaded.confusion_matrix == alone.confusion_matrix
     assert finished == [1, 2, 3, 4], "progress is reported in fold order"
+
+
+def test_closing_background_folds_stops_them_between_epochs(penguins):
+    """A canceled run's process waits for its fold threads before it exits, so they stop at
+    their next epoch instead of training on: 20,000 epochs would take minutes here."""
+    import time
+
+    from penguins_platform.ml.compiled_fit import FitStopped
+    from penguins_platform.ml.evaluation import BackgroundFolds, fold_splits
+
+    parameters = training_parameters(epochs=20_000)
+    splits = fold_splits(penguins, 4, parameters.seed)
+    background = BackgroundFolds(workers=2)
+    background.start(penguins, splits, parameters)
+    futures = list(background._futures.values())
+    time.sleep(3)  # the first two folds are training
+    started = time.monotonic()
+    background.close()
+    assert time.monotonic() - started < 30
+    running, queued = futures[:2], futures[2:]
+    for future in running:
+        with pytest.raises(FitStopped, match="stopped before epoch"):
+            future.result()
+    assert all(future.cancelled() for future in queued)
