@@ -55,13 +55,7 @@ def main() -> None:
     path = args.data
     penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=defaults.SEED)
     transformers = FittedTransformers.fit(penguins)
-    parameters = TrainingParameters(
-        epochs=defaults.EPOCHS,
-        batch_size=defaults.BATCH_SIZE,
-        learning_rate=defaults.LEARNING_RATE,
-        seed=defaults.SEED,
-        steps_per_execution=defaults.STEPS_PER_EXECUTION,
-    )
+    parameters = TrainingParameters()
 
     def on_fold_end(score) -> None:
         fold = client.create_run(

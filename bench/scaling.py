@@ -64,15 +64,8 @@ def time_fit_phase(data: Path, repeats: int, jax_cache: Path) -> dict[str, list[
     x, y = transformers.transform_features(penguins), transformers.encode_target(penguins)
 
     def fit(steps: int | None) -> float:
-        parameters = TrainingParameters(
-            epochs=defaults.EPOCHS,
-            batch_size=defaults.BATCH_SIZE,
-            learning_rate=defaults.LEARNING_RATE,
-            seed=defaults.SEED,
-            steps_per_execution=steps,
-        )
         start = time.perf_counter()
-        train_model(x, y, parameters)
+        train_model(x, y, TrainingParameters(steps_per_execution=steps))
         return time.perf_counter() - start
 
     settings = {"per_step": 1, "steps_16": 16, "steps_256": 256, "whole_epoch": None}

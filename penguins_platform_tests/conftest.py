@@ -317,11 +317,7 @@ class TrainedModel:
 
 def training_parameters(**overrides) -> TrainingParameters:
     """The default recipe, with `overrides`."""
-    values = dict(
-        epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE,
-        learning_rate=defaults.LEARNING_RATE, seed=defaults.SEED,
-    )  # fmt: skip
-    return TrainingParameters(**{**values, **overrides})
+    return TrainingParameters(**overrides)
 
 
 def fit_model(seed: int = defaults.SEED, epochs: int = defaults.EPOCHS) -> TrainedModel:

@@ -235,14 +235,7 @@ def _evaluate(
     asset: str, table: "pd.DataFrame", checks: Sequence[DataCheck]
 ) -> Iterator[dg.AssetCheckResult]:
     for check in checks:
-        result = check(table)
-        yield dg.AssetCheckResult(
-            check_name=check.__name__,
-            asset_key=dg.AssetKey(asset),
-            passed=result.passed,
-            description=result.description,
-            metadata=result.metadata,
-        )
+        yield check(table)._replace(check_name=check.__name__, asset_key=dg.AssetKey(asset))
 
 
 @dg.multi_asset_check(specs=_specs("raw_penguins", RAW_CHECKS), ins={"raw_penguins": dg.AssetIn()})

@@ -55,9 +55,8 @@ def fit_compiled(
     import jax
 
     rows = len(x)
-    if rows == 0:
-        raise ValueError("cannot fit a model on 0 rows")
     full_batches, partial = divmod(rows, batch_size)
+    cut = full_batches * batch_size
     chunk = min(steps_per_execution or full_batches, full_batches) or 1
 
     # `fit` builds the model, its loss, metrics and optimizer before its first epoch; a fit
@@ -90,7 +89,6 @@ def fit_compiled(
         state = tuple([v.value for v in group] for group in variables)
         order = shuffles.permutation(rows)
         xs, ys = x[order], y[order]
-        cut = full_batches * batch_size
         x_batches = xs[:cut].reshape(full_batches, batch_size, *x.shape[1:])
         y_batches = ys[:cut].reshape(full_batches, batch_size, *y.shape[1:])
         for start in range(0, full_batches, chunk):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from penguins_platform import defaults
 from penguins_platform.ml import schema
 
 if TYPE_CHECKING:
@@ -22,15 +23,15 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class TrainingParameters:
-    """The knobs of one fit. Their defaults live in `penguins_platform.defaults`."""
+    """The knobs of one fit; left out, each is the default recipe's (`defaults.py`)."""
 
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    seed: int
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    learning_rate: float = defaults.LEARNING_RATE
+    seed: int = defaults.SEED
     # Full batches per compiled call: 1 is Keras's own `fit`, one dispatch a step; None runs
     # a whole epoch in one call (`compiled_fit`). The results are the same either way.
-    steps_per_execution: int | None = None
+    steps_per_execution: int | None = defaults.STEPS_PER_EXECUTION
 
 
 @dataclass

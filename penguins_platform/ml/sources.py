@@ -44,12 +44,14 @@ def check_size(location: str, sizes: dict[str, int], max_bytes: int | None) -> N
 
 
 def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    if count < 1024:
+        return f"{count} bytes"
+    value = count / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{value:.1f} GiB"
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,11 @@ def read_s3(location: str, client: S3Client, max_bytes: int | None = None) -> li
         check_size(
             location, {f"s3://{bucket}/{key}": size for key, size in sizes.items()}, max_bytes
         )
-        keys = list(sizes)
         return [
             SourceFile(
                 f"s3://{bucket}/{key}", client.get_object(Bucket=bucket, Key=key)["Body"].read()
             )
-            for key in sorted(keys)
+            for key in sorted(sizes)
         ]
     except (ClientError, BotoCoreError) as error:
         raise DataValidationError(f"cannot read {location}: {error}") from error
