@@ -89,6 +89,7 @@ class MlflowStore(BaseModel):
                 raise MlflowUnreachableError(
                     f"cannot create the MLflow store directory {database.parent}: {error}"
                 ) from error
+            create_sqlite_store(database)
         elif scheme in ("", "file"):
             raise MlflowUnreachableError(
                 f"MLflow tracking URI {self.display_uri!r} is a plain file store, which MLflow 3 "
@@ -303,6 +304,36 @@ class MlflowStore(BaseModel):
 
     def model_version_url(self, version: str) -> str:
         return f"{self._ui_base()}/#/models/{self.registered_model_name}/versions/{version}"
+
+
+def create_sqlite_store(database: Path) -> None:
+    """Create a new SQLite store whole, or not at all.
+
+    MLflow builds a new store in about forty migrations, each committed on its own. An
+    interrupt between two of them (Ctrl-C in a first `make train`, or its `--max-runtime`)
+    would leave a store that every later open fails on ("table span_metrics already exists").
+    So a new store is migrated under a temporary name and linked into place once complete;
+    a store that another process linked first wins, and ours is dropped.
+    """
+    if database.exists():
+        return
+    import secrets
+
+    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
+
+    partial = database.with_name(f".{database.name}.{secrets.token_hex(4)}.partial")
+    try:
+        # An engine of our own, not a store's: MLflow's stores cache their engines by URI.
+        engine = create_sqlalchemy_engine_with_retry(f"sqlite:///{partial}")
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, database)
+    finally:
+        for leftover in (partial, partial.with_name(partial.name + "-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 def _environment_auth_header() -> str | None:

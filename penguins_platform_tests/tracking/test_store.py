@@ -87,3 +87,28 @@ def test_downloading_a_version_writes_no_store_into_the_working_directory(regist
     assert done.returncode == 0, done.stderr[-2000:]
     assert (Path(done.stdout.strip()) / "MLmodel").exists()
     assert list(cwd.iterdir()) == []
+
+
+def test_an_interrupted_first_open_leaves_no_half_made_store(tmp_path, monkeypatch):
+    """A first `make train` stopped while MLflow migrates its new store (Ctrl-C, or
+    `--max-runtime`) must not leave a store that every later open fails on."""
+    import mlflow.store.db.utils as db_utils
+
+    database = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{database}"
+    migrate = db_utils._upgrade_db
+
+    def interrupted(engine):  # the tables exist, the migrations never ran: a half-made store
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(db_utils, "_upgrade_db", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        first = MlflowTracking(tracking_uri=uri)
+        first.ensure_reachable()  # as a run's resource does, before any step
+        first.client().search_experiments()
+    assert list(database.parent.iterdir()) == [], "nothing of the interrupted store is left"
+
+    monkeypatch.setattr(db_utils, "_upgrade_db", migrate)
+    store = MlflowTracking(tracking_uri=uri, experiment_name="after-the-interrupt")
+    store.ensure_reachable()
+    assert store.client().get_experiment(store.experiment_id()).name == "after-the-interrupt"
