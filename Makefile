@@ -1,5 +1,6 @@
 # Two commands matter: `make train` runs the main job, `make test` runs the suite.
 # Each builds .venv from the committed uv.lock first; only Python 3.11, pip and make are needed.
+# `make test-fast` is the inner loop: lint, types and the tests that need no server.
 
 PYTHON ?= python3.11
 UV_VERSION := 0.13.9
@@ -12,27 +13,42 @@ export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 # The browser test drives the Dagster UI in Debian's Chromium; the production-mode tests start
-# throwaway PostgreSQL clusters with Debian's server programs.
+# throwaway PostgreSQL clusters with Debian's server programs. `make system-packages` installs
+# both; `make test` checks for them.
 CHROMIUM ?= /usr/bin/chromium
+POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+SYSTEM_PACKAGES = $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB),,postgresql)
 # pytest-xdist workers. Most tests wait on a server or a subprocess, so two keep both cores
 # of a small machine busy; each test file stays on one worker, with its module fixtures.
 TEST_WORKERS ?= 2
-POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+PYTEST = PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+FAST_TESTS = not integration and not e2e
 
-.PHONY: setup train serve sample traffic monitor stop dev mlflow-ui test lint format bench clean \
-	system-packages
+.PHONY: setup setup-dev train serve sample traffic monitor stop dev mlflow-ui test test-fast \
+	lint format bench clean system-packages check-system-packages
 
 $(UV):
 	$(PYTHON) -m venv .uv
 	.uv/bin/pip install --quiet uv==$(UV_VERSION)
 
 # --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE, so without it every
-# process recompiles dagster, mlflow and keras, roughly doubling import time.
+# process recompiles dagster, mlflow and keras, roughly doubling import time. The main job's
+# commands install the platform alone (--inexact keeps test tools already there); the test
+# commands add the test tools (the `dev` group: pytest, moto, Playwright, linters).
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	@echo "Setting up $(VENV) from uv.lock: the platform's packages, compiled once (about a" \
+	  "minute on a first run; nothing after that)."
+	$(UV) sync --frozen --no-dev --inexact --compile-bytecode --python $(PYTHON)
 	touch $@
 
+$(VENV)/.synced-dev: uv.lock pyproject.toml | $(UV)
+	@echo "Setting up $(VENV) from uv.lock with the test tools (about a minute on a first run)."
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	touch $@ $(VENV)/.synced
+
 setup: $(VENV)/.synced
+
+setup-dev: $(VENV)/.synced-dev
 
 train: setup  ## materialize the training lineage; extra flags via ARGS="--threshold 0.9"
 	$(BIN)/python -m penguins_platform train $(ARGS)
@@ -55,34 +71,39 @@ stop: setup  ## stop the endpoint
 dev: setup  ## the Dagster UI on the same instance, http://127.0.0.1:3000
 	$(BIN)/python -m penguins_platform dev
 
-mlflow-ui: setup  ## the MLflow UI on the local store, http://127.0.0.1:5000
+mlflow-ui: setup  ## the MLflow UI on the same store, http://127.0.0.1:5000
 	$(BIN)/python -m penguins_platform mlflow-ui
 
-# Installs what the tests need from Debian when it is missing, in one apt-get: as root, else
-# through passwordless sudo; otherwise it says the command to run.
+# Installs the Debian packages the whole suite needs, in one apt-get, as root or through sudo.
 system-packages:
-	@missing="$(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB),,postgresql)"; \
-	missing=$$(echo $$missing); [ -z "$$missing" ] && exit 0; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; \
-	else echo "make test needs Debian's $$missing (the browser and Postgres tests):" \
-	  "run 'sudo apt-get install -y $$missing'" >&2; exit 1; fi; \
-	echo "installing Debian's $$missing for the tests"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
+	@missing="$(strip $(SYSTEM_PACKAGES))"; [ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	echo "installing Debian's $$missing (the browser and Postgres tests)"; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
 
-test: setup system-packages  ## lint, then the whole suite (installs Chromium and PostgreSQL when missing)
+check-system-packages:
+	@missing="$(strip $(SYSTEM_PACKAGES))"; [ -z "$$missing" ] && exit 0; \
+	echo "make test needs Debian's $$missing (the browser and Postgres tests): run" \
+	  "'make system-packages' (it uses sudo unless you are root), or 'make test-fast'" \
+	  "for the tests that need neither" >&2; exit 1
+
+lint: setup-dev  ## ruff and the type checker, on the package and the tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/mypy
 
-lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test-fast: lint  ## lint, types and the tests that need no server: the inner loop, under 90 s
+	$(PYTEST) -m "$(FAST_TESTS)"
 
-format: setup
+test: check-system-packages lint  ## lint, then the whole suite (CI runs exactly this)
+	$(PYTEST)
+
+format: setup-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: setup  ## print the speed ratios of bench/
+bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/main_job.py
 	$(BIN)/python bench/scaling.py
@@ -93,4 +114,4 @@ bench: setup  ## print the speed ratios of bench/
 	$(BIN)/python bench/capture_store.py
 
 clean:
-	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring
+	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring .mypy_cache

@@ -24,7 +24,7 @@ import yaml
 from common import PYTHON, REPO_ROOT, alternate, report, wall_time
 
 from penguins_platform.project import INSTANCE_TEMPLATE
-from penguins_platform_tests.postgres import postgres_cluster, postgres_home
+from penguins_platform_tests.postgres import postgres_home, running_cluster
 
 DAGSTER = str(Path(PYTHON).with_name("dagster"))
 
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="penguins-bench-production-"))
     try:
-        with postgres_cluster() as cluster:
+        with running_cluster() as cluster:
             storage(work, cluster, args.repeats)
         fan_out(work, args.repeats)
     finally:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,8 @@ from penguins_platform_tests.servers import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_FILE = REPO_ROOT / "data" / "penguins.csv"
 VENV_BIN = Path(sys.executable).parent
+
+pytest_plugins = ["penguins_platform_tests.tiers"]
 
 
 LINEAGE_ASSETS = {
@@ -80,15 +85,50 @@ class MlflowStore:
     artifact_location: str | None
 
 
-@pytest.fixture(scope="session")
-def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStore:
-    """One migrated SQLite store for the whole session: migrating a new one takes seconds."""
-    from mlflow.tracking import MlflowClient
+BuiltOnce = Callable[[str, Callable[[Path], None]], Path]
 
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> BuiltOnce:
+    """`built_once(name, build)`: a folder that `build` fills, built by the first test worker
+    that asks for it and shared by every worker of the session (pytest-xdist runs each in a
+    process of its own), so an expensive set-up is paid once a session, not once a worker.
+    A build that failed half-way is started over by the next one that asks."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # the session's folder, which holds every worker's own
+        root = root.parent
+    shelf = root / "built-once"
+    shelf.mkdir(exist_ok=True)
+
+    def get(name: str, build: Callable[[Path], None]) -> Path:
+        folder = shelf / name
+        complete = folder / ".complete"
+        with FileLock(f"{folder}.lock"):
+            if not complete.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                build(folder)
+                complete.touch()
+        return folder
+
+    return get
+
+
+def _migrated_store(folder: Path) -> None:
+    from penguins_platform.tracking.store import create_sqlite_store
+
+    create_sqlite_store(folder / "mlflow.db")
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory, built_once: BuiltOnce) -> MlflowStore:
+    """A SQLite store of this worker's own for the whole session, copied from one migrated
+    once for all workers: migrating a new store takes seconds."""
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    MlflowClient(uri).search_experiments()
-    return MlflowStore(uri, (root / "artifacts").as_uri())
+    shutil.copy(built_once("mlflow-store", _migrated_store) / "mlflow.db", root / "mlflow.db")
+    return MlflowStore(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
 
 
 @pytest.fixture
@@ -165,6 +205,55 @@ def run_training(
         asset_selection=[dg.AssetKey(key) for key in selection] if selection else None,
         raise_on_error=False,
     )
+
+
+# A training whose score no test reads: fewer epochs and folds than the default recipe, the
+# same lineage, and a threshold that it passes.
+QUICK_TRAINING = {"epochs": 20, "folds": 2, "threshold": 0.5}
+
+
+@pytest.fixture(scope="session")
+def train_lineage() -> Callable[..., dg.ExecuteInProcessResult]:
+    """`run_training`, for a test that trains the lineage to the end (the integration tier);
+    a run that fails early can call `run_training` itself and stay in the fast tier."""
+    return run_training
+
+
+Command = Callable[..., subprocess.CompletedProcess]
+
+
+def _environment(env: dict[str, str | None] | None) -> dict[str, str]:
+    """The test process's environment with `env` over it; a None value unsets a variable."""
+    merged: dict[str, str | None] = {**os.environ, **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+@pytest.fixture(scope="session")
+def penguins_cli() -> Command:
+    """`python -m penguins_platform ARGS` in a subprocess, as a user runs it."""
+
+    def run(*args: str, env: dict[str, str | None] | None = None, timeout: float = 600):
+        return subprocess.run(
+            [sys.executable, "-m", "penguins_platform", *args], env=_environment(env),
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def make() -> Command:
+    """`make TARGET ARGS="..."` in the checkout, as the README tells a user to run it."""
+
+    def run(target: str, *args: str, env: dict[str, str | None] | None = None):
+        command = ["make", "--no-print-directory", "-C", str(REPO_ROOT), target]
+        if args:
+            command.append(f"ARGS={' '.join(args)}")
+        return subprocess.run(
+            command, env=_environment(env), capture_output=True, text=True, timeout=600
+        )
+
+    return run
 
 
 def write_csv(directory: Path, text: str, name: str = "penguins.csv") -> Path:
@@ -289,21 +378,36 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def moto_server(aws_credentials: None) -> Iterator[str]:
-    """moto in server mode on 127.0.0.1: boto3 talks HTTP to it like to AWS."""
+@contextlib.contextmanager
+def running_moto() -> Iterator[str]:
+    """moto in server mode on 127.0.0.1, from an empty account: boto3 talks HTTP to it like
+    to AWS. Stopped when the block ends."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
-    # moto keeps its state per process: start every test from an empty account.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     try:
+        # moto keeps its state per process: start from an empty account.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_server(aws_credentials: None) -> Iterator[str]:
+    """moto for one test, with fake credentials in the environment."""
+    with running_moto() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_moto_server() -> Iterator[str]:
+    """moto for a whole module, whose fixture sets the credentials it needs itself."""
+    with running_moto() as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -354,31 +458,47 @@ def model_dir(trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFact
     return export_inference_model(trained_model, tmp_path_factory.mktemp("model-v1"))
 
 
-@pytest.fixture(scope="session")
-def registry(sqlite_store, trained_model):
-    """An instance and a registry holding v1, v2 (the champion) and a broken v3."""
+REGISTRY_MODEL = "penguins-deploy"
+
+
+def _build_registry(folder: Path, template: Path, trained: TrainedModel) -> None:
+    """A Dagster instance and an MLflow store holding v1 and v2 (the champion) of the
+    registry's model, both trained by the lineage, and v3, whose network answers NaN."""
     import mlflow
     import numpy as np
 
     from penguins_platform.ml import packaging, schema
 
-    name = "penguins-deploy"
-    tracking = tracking_resource(sqlite_store, name)
-    with dg.instance_for_test() as instance:
-        assert run_training(instance, tracking, epochs=20, threshold=0.5).success
+    shutil.copy(template / "mlflow.db", folder / "mlflow.db")
+    store = MlflowStore(f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri())
+    tracking = tracking_resource(store, REGISTRY_MODEL)
+    (folder / "instance").mkdir()
+    with dg.instance_for_test(temp_dir=str(folder / "instance")) as instance:
+        assert run_training(instance, tracking, **QUICK_TRAINING).success
         assert run_training(instance, tracking).success
-        broken = trained_model.keras_model.__class__.from_config(
-            trained_model.keras_model.get_config()
-        )
-        broken.set_weights(
-            [np.full_like(w, np.nan) for w in trained_model.keras_model.get_weights()]
-        )
-        mlflow.set_tracking_uri(sqlite_store.tracking_uri)
-        mlflow.set_registry_uri(sqlite_store.tracking_uri)
-        run = tracking.client().create_run(tracking.experiment_id()).info.run_id
-        example = trained_model.penguins[list(schema.FEATURES)].head(2)
-        packaging.log_pyfunc_model(run, broken, trained_model.transformers, example, name)
-        yield instance, tracking
+    broken = trained.keras_model.__class__.from_config(trained.keras_model.get_config())
+    broken.set_weights([np.full_like(w, np.nan) for w in trained.keras_model.get_weights()])
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
+    run = tracking.client().create_run(tracking.experiment_id()).info.run_id
+    example = trained.penguins[list(schema.FEATURES)].head(2)
+    packaging.log_pyfunc_model(run, broken, trained.transformers, example, REGISTRY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def registry(built_once: BuiltOnce, trained_model: TrainedModel, tmp_path_factory):
+    """An instance and a registry holding v1, v2 (the champion) and a broken v3.
+
+    Built once for all workers; each worker gets its own copy of the instance and of the
+    store's database (the artifacts they point at are shared, and only added to)."""
+    template = built_once("mlflow-store", _migrated_store)
+    built = built_once("registry", lambda folder: _build_registry(folder, template, trained_model))
+    mine = tmp_path_factory.mktemp("registry")
+    shutil.copytree(built / "instance", mine / "instance")
+    shutil.copy(built / "mlflow.db", mine / "mlflow.db")
+    store = MlflowStore(f"sqlite:///{mine / 'mlflow.db'}", (built / "artifacts").as_uri())
+    with dg.instance_for_test(temp_dir=str(mine / "instance")) as instance:
+        yield instance, tracking_resource(store, REGISTRY_MODEL)
 
 
 def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

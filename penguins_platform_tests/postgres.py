@@ -150,7 +150,7 @@ def _give_to_postgres(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def postgres_cluster() -> Iterator[PostgresCluster]:
+def running_cluster() -> Iterator[PostgresCluster]:
     """A new cluster, running until the block ends; then stopped and its folder removed."""
     bin_dir = postgres_bin_dir()
     root = Path(tempfile.mkdtemp(prefix="penguins-postgres-"))

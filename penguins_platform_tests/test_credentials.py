@@ -6,8 +6,6 @@ the way production's server refuses it.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +15,7 @@ from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, Sa
 from penguins_platform.defs.sensors import new_model_version_sensor
 from penguins_platform.project import DEFAULT_MLFLOW_DIR
 from penguins_platform.tracking.store import MlflowUnreachableError
-from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN, model_versions
+from penguins_platform_tests.conftest import VENV_BIN, model_versions
 from penguins_platform_tests.servers import (
     free_port,
     start_process,
@@ -64,18 +62,15 @@ def auth_server(tmp_path_factory) -> str:
         stop_process_group(process)
 
 
-def _train(home: Path, tracking_uri: str, *args: str) -> subprocess.CompletedProcess:
+def _train(penguins_cli, home: Path, tracking_uri: str, *args: str):
+    """`python -m penguins_platform train` on `tracking_uri`, with no credentials but its own."""
     env = {
-        **os.environ,
         "DAGSTER_HOME": str(home),
         "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_TRACKING_USERNAME": None,
+        "MLFLOW_TRACKING_PASSWORD": None,
     }
-    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "penguins_platform", "train", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return penguins_cli("train", *args, env=env)
 
 
 def _files_holding(root: Path, secret: str) -> list[Path]:
@@ -84,9 +79,11 @@ def _files_holding(root: Path, secret: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
-def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_path):
+def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_path, penguins_cli):
     uri = f"http://{USER}:{SENTINEL}@{auth_server}"
-    done = _train(tmp_path / "home", uri, "--epochs", "1", "--folds", "2", "--threshold", "0.1")
+    done = _train(
+        penguins_cli, tmp_path / "home", uri, "--epochs", "1", "--folds", "2", "--threshold", "0.1"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].startswith("Registered penguins version 1")
     assert SENTINEL not in done.stdout + done.stderr
@@ -102,9 +99,9 @@ def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_
         del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
 
 
-def test_an_unreachable_server_is_reported_with_the_password_masked(tmp_path):
+def test_an_unreachable_server_is_reported_with_the_password_masked(tmp_path, penguins_cli):
     uri = f"http://{USER}:{SENTINEL}@127.0.0.1:{free_port()}"
-    done = _train(tmp_path / "home", uri)
+    done = _train(penguins_cli, tmp_path / "home", uri)
     assert done.returncode == 1
     assert f"MLflow tracking server http://***@127.0.0.1:{uri.rsplit(':', 1)[1]}" in done.stderr
     assert "is unreachable" in done.stderr

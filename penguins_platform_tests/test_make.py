@@ -2,27 +2,16 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import dagster as dg
 import pytest
 
-from penguins_platform_tests.conftest import REPO_ROOT, model_versions
+from penguins_platform_tests.conftest import model_versions
 from penguins_platform_tests.servers import free_port
 
 
-def _make(target: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    command = ["make", "--no-print-directory", "-C", str(REPO_ROOT), target]
-    if args:
-        command.append(f"ARGS={' '.join(args)}")
-    return subprocess.run(
-        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=600
-    )
-
-
 @pytest.fixture(scope="module")
-def user(tmp_path_factory):
+def user(tmp_path_factory, make):
     """A user's environment: own Dagster home, MLflow store and endpoint, all in a tmp dir."""
     root = tmp_path_factory.mktemp("user")
     env = {
@@ -32,9 +21,9 @@ def user(tmp_path_factory):
         "PENGUINS_ENDPOINT_STATE_DIR": str(root / "serving"),
         "PENGUINS_REPORT_DIR": str(root / "reports"),
     }
-    trained = _make("train", env)
+    trained = make("train", env=env)
     yield root, env, trained
-    _make("stop", env)
+    make("stop", env=env)
 
 
 def test_make_train_registers_a_version_and_records_the_run(user):
@@ -52,36 +41,36 @@ def test_make_train_registers_a_version_and_records_the_run(user):
         assert runs[0].is_success
 
 
-def test_make_train_with_a_high_threshold_exits_non_zero_and_says_why(tmp_path):
+def test_make_train_with_a_high_threshold_exits_non_zero_and_says_why(tmp_path, make):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": store}
-    done = _make("train", env, "--threshold", "0.99", "--epochs", "5", "--folds", "2")
+    done = make("train", "--threshold", "0.99", "--epochs", "5", "--folds", "2", env=env)
     assert done.returncode != 0
     assert "check trained_model:accuracy_threshold failed" in done.stderr
     assert "is below the threshold 0.9900" in done.stderr
     assert model_versions(store, "penguins") == []
 
 
-def test_make_serve_then_sample_then_stop(user):
+def test_make_serve_then_sample_then_stop(user, make):
     root, env, trained = user
     assert trained.returncode == 0
-    served = _make("serve", env)
+    served = make("serve", env=env)
     assert served.returncode == 0, served.stderr[-3000:]
     url = f"http://127.0.0.1:{env['PENGUINS_ENDPOINT_PORT']}"
     assert f"Serving penguins version 1 at {url}" in served.stdout
     assert (root / "serving" / "endpoint.pid").exists()
 
-    sampled = _make("sample", env)
+    sampled = make("sample", env=env)
     assert sampled.returncode == 0, sampled.stderr
     answer = json.loads(sampled.stdout[sampled.stdout.index("{") :])
     assert answer["predictions"][0]["prediction"] == "Gentoo"
     assert answer["model_version"] == "1"
 
     # The monitoring loop as the README shows it: traffic, then an evaluation of it.
-    sent = _make("traffic", env, "--requests", "60", "--seed", "1")
+    sent = make("traffic", "--requests", "60", "--seed", "1", env=env)
     assert sent.returncode == 0, sent.stderr[-3000:]
     assert "Sent 60 rows in 6 requests" in sent.stdout and "60 answered, 0 failed" in sent.stdout
-    monitored = _make("monitor", env)
+    monitored = make("monitor", env=env)
     assert monitored.returncode == 0, monitored.stderr[-3000:]
     lines = monitored.stdout.strip().splitlines()
     assert "capture_health: passed: 61 recent rows" in monitored.stdout  # and the sample
@@ -90,22 +79,22 @@ def test_make_serve_then_sample_then_stop(user):
     report = lines[-1].removeprefix("Report: ")
     assert report.startswith(str(root / "reports")) and os.path.getsize(report) > 100_000
 
-    stopped = _make("stop", env)
+    stopped = make("stop", env=env)
     assert f"Stopped the endpoint at {url}" in stopped.stdout
     assert not (root / "serving" / "endpoint.pid").exists()
-    again = _make("sample", env)
+    again = make("sample", env=env)
     assert again.returncode != 0
     assert "start one with `make serve`" in again.stderr
 
 
-def test_make_monitor_before_training_says_what_to_run_first(tmp_path):
+def test_make_monitor_before_training_says_what_to_run_first(tmp_path, make):
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "PENGUINS_REPORT_DIR": str(tmp_path)}
-    done = _make("monitor", env)
+    done = make("monitor", env=env)
     assert done.returncode != 0
     assert "run `make train` (and `make serve`, `make traffic`) first" in done.stderr
 
 
-def test_make_serve_on_a_taken_port_says_so_in_one_message(user):
+def test_make_serve_on_a_taken_port_says_so_in_one_message(user, make):
     import http.server
     import threading
 
@@ -115,7 +104,7 @@ def test_make_serve_on_a_taken_port_says_so_in_one_message(user):
     threading.Thread(target=other.serve_forever, daemon=True).start()
     port = other.server_address[1]
     try:
-        served = _make("serve", {**env, "PENGUINS_ENDPOINT_PORT": str(port)})
+        served = make("serve", env={**env, "PENGUINS_ENDPOINT_PORT": str(port)})
     finally:
         other.shutdown()
         other.server_close()
@@ -128,16 +117,10 @@ def test_make_serve_on_a_taken_port_says_so_in_one_message(user):
     assert "Traceback" not in served.stdout + served.stderr
 
 
-def _train(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "penguins_platform", "train", *args],
-        env={**os.environ, **env}, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-
-
-def test_a_failing_train_ends_with_a_short_summary_and_nothing_else(tmp_path):
+def test_a_failing_train_ends_with_a_short_summary_and_nothing_else(tmp_path, penguins_cli):
     dead = f"http://127.0.0.1:{free_port()}"
-    done = _train({"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead})
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead}
+    done = penguins_cli("train", env=env)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("Training run ") and lines[0].endswith(" failed:")
@@ -150,12 +133,12 @@ def test_a_failing_train_ends_with_a_short_summary_and_nothing_else(tmp_path):
     assert done.stdout == ""
 
 
-def test_a_data_error_is_reported_without_the_exception_class_path(tmp_path):
+def test_a_data_error_is_reported_without_the_exception_class_path(tmp_path, penguins_cli):
     env = {
         "DAGSTER_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
-    done = _train(env, "--data", str(tmp_path / "missing.csv"))
+    done = penguins_cli("train", "--data", str(tmp_path / "missing.csv"), env=env)
     assert done.returncode == 1
     assert f"  step raw_penguins failed: data file {tmp_path / 'missing.csv'} does not exist" in (
         done.stderr
@@ -164,20 +147,20 @@ def test_a_data_error_is_reported_without_the_exception_class_path(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_verbose_prints_dagsters_whole_log(tmp_path):
+def test_verbose_prints_dagsters_whole_log(tmp_path, penguins_cli):
     dead = f"http://127.0.0.1:{free_port()}"
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead}
-    done = _train(env, "--verbose")
+    done = penguins_cli("train", "--verbose", env=env)
     assert done.returncode == 1
     assert "RESOURCE_INIT_FAILURE" in done.stderr and "Stack Trace" in done.stderr
 
 
-def test_a_run_over_its_max_runtime_is_stopped_and_says_so(tmp_path):
+def test_a_run_over_its_max_runtime_is_stopped_and_says_so(tmp_path, penguins_cli):
     env = {
         "DAGSTER_HOME": str(tmp_path / "home"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
-    done = _train(env, "--max-runtime", "3")
+    done = penguins_cli("train", "--max-runtime", "3", env=env)
     assert done.returncode == 1
     assert "training_job ran over its limit of 3 s (dagster/max_runtime)" in done.stderr
     assert model_versions(env["MLFLOW_TRACKING_URI"], "penguins") == []

@@ -3,15 +3,15 @@
 import dagster as dg
 
 from penguins_platform.tracking.contract import CHAMPION_ALIAS, DAGSTER_RUN_TAG
-from penguins_platform_tests.conftest import model_versions, run_training, tracking_resource
+from penguins_platform_tests.conftest import QUICK_TRAINING, model_versions, tracking_resource
 
 
-def test_lineage_registers_on_a_real_tracking_server(mlflow_server, model_name):
+def test_lineage_registers_on_a_real_tracking_server(mlflow_server, model_name, train_lineage):
     from mlflow.tracking import MlflowClient
 
     resource = tracking_resource(mlflow_server, model_name)
     with dg.instance_for_test() as instance:
-        result = run_training(instance, resource)
+        result = train_lineage(instance, resource, **QUICK_TRAINING)
         assert result.success
         event = instance.get_latest_materialization_event(dg.AssetKey("registered_model_version"))
         links = event.asset_materialization.metadata
@@ -26,13 +26,13 @@ def test_lineage_registers_on_a_real_tracking_server(mlflow_server, model_name):
     assert links["mlflow_run"].value.startswith(f"{mlflow_server.tracking_uri}/#/experiments/")
 
 
-def test_registered_model_loads_back_through_the_server(mlflow_server, model_name):
+def test_registered_model_loads_back_through_the_server(mlflow_server, model_name, train_lineage):
     import mlflow.pyfunc
     import pandas as pd
 
     with dg.instance_for_test() as instance:
         resource = tracking_resource(mlflow_server, model_name)
-        assert run_training(instance, resource, epochs=20, threshold=0.5).success
+        assert train_lineage(instance, resource, **QUICK_TRAINING).success
     mlflow.set_tracking_uri(mlflow_server.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION_ALIAS}")
     answer = model.predict(pd.DataFrame([{"island": "Torgersen", "culmen_length_mm": 39.1}]))

@@ -12,11 +12,15 @@ from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
 from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
+    QUICK_TRAINING,
     check_outcomes,
     model_versions,
     run_training,
     tracking_resource,
 )
+
+# A quick training that its accuracy threshold refuses.
+UNREGISTRABLE = {**QUICK_TRAINING, "threshold": 0.99}
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -24,11 +28,11 @@ def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(sqlite_store):
+def trained(sqlite_store, train_lineage):
     """One full default run, shared by the read-only assertions of this module."""
     name = "penguins-lineage"
     with dg.instance_for_test() as instance:
-        result = run_training(instance, tracking_resource(sqlite_store, name))
+        result = train_lineage(instance, tracking_resource(sqlite_store, name))
         yield result, instance, sqlite_store, name
 
 
@@ -147,21 +151,21 @@ def test_metadata_shows_counts_folds_and_plots(trained):
 
 
 def test_each_run_registers_a_new_version_and_moves_the_champion(
-    instance, mlflow_tracking, sqlite_store, model_name
+    instance, mlflow_tracking, sqlite_store, model_name, train_lineage
 ):
     from mlflow.tracking import MlflowClient
 
     for _ in range(2):
-        assert run_training(instance, mlflow_tracking, epochs=20, threshold=0.5).success
+        assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success
     client = MlflowClient(sqlite_store.tracking_uri, registry_uri=sqlite_store.tracking_uri)
     assert model_versions(sqlite_store.tracking_uri, model_name) == ["1", "2"]
     assert str(client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version) == "2"
 
 
 def test_threshold_above_cv_accuracy_blocks_registration(
-    instance, mlflow_tracking, sqlite_store, model_name
+    instance, mlflow_tracking, sqlite_store, model_name, train_lineage
 ):
-    result = run_training(instance, mlflow_tracking, threshold=0.99)
+    result = train_lineage(instance, mlflow_tracking, **UNREGISTRABLE)
     assert not result.success
     assert check_outcomes(result)["accuracy_threshold"] is False
     assert "registered_model_version" not in _materialized(result)
@@ -170,9 +174,9 @@ def test_threshold_above_cv_accuracy_blocks_registration(
 
 
 def test_registering_alone_refuses_a_model_that_failed_its_check(
-    instance, mlflow_tracking, sqlite_store, model_name
+    instance, mlflow_tracking, sqlite_store, model_name, train_lineage
 ):
-    assert not run_training(instance, mlflow_tracking, epochs=20, threshold=0.99).success
+    assert not train_lineage(instance, mlflow_tracking, **UNREGISTRABLE).success
     later = _register_only(instance, mlflow_tracking)
     assert not later.success
     failure = later.failure_data_for_node("registered_model_version")
@@ -182,9 +186,9 @@ def test_registering_alone_refuses_a_model_that_failed_its_check(
 
 
 def test_registering_alone_accepts_a_model_that_passed_its_check(
-    instance, mlflow_tracking, sqlite_store, model_name
+    instance, mlflow_tracking, sqlite_store, model_name, train_lineage
 ):
-    assert run_training(instance, mlflow_tracking, epochs=20, threshold=0.5).success
+    assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success
     assert _register_only(instance, mlflow_tracking).success
     assert model_versions(sqlite_store.tracking_uri, model_name) == ["1", "2"]
 
@@ -222,7 +226,7 @@ def test_registered_pyfunc_matches_its_keras_network_on_the_whole_dataset(traine
     assert answer["prediction"].tolist() == species.tolist()
 
 
-def test_per_step_dispatch_registers_the_same_model(trained, instance, sqlite_store):
+def test_per_step_dispatch_registers_the_same_model(trained, instance, sqlite_store, train_lineage):
     """`steps_per_execution=1` is Keras's own per-step `fit`, one fold at a time: the scores
     and the registered model's predictions equal the default's (a compiled epoch a call,
     folds in threads) within 1e-6."""
@@ -233,7 +237,7 @@ def test_per_step_dispatch_registers_the_same_model(trained, instance, sqlite_st
 
     default_run, _, store, default_name = trained
     name = "penguins-per-step"
-    per_step = run_training(instance, tracking_resource(store, name), steps_per_execution=1)
+    per_step = train_lineage(instance, tracking_resource(store, name), steps_per_execution=1)
     assert per_step.success
     ours = default_run.output_for_node("cross_validation_scores")
     theirs = per_step.output_for_node("cross_validation_scores")

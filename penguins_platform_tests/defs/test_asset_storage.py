@@ -10,7 +10,6 @@ import os
 import pickle
 import subprocess
 import sys
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from penguins_platform_tests.conftest import (
     run_log,
     tracking_resource,
 )
-from penguins_platform_tests.servers import free_port
 
 BUCKET = "penguins-assets"
 PREFIX = "runs"
@@ -77,66 +75,58 @@ class S3Runs:
 
 
 @pytest.fixture(scope="module")
-def s3_runs(sqlite_store) -> S3Runs:
+def s3_runs(sqlite_store, module_moto_server) -> S3Runs:
     """One training run into a moto bucket, then a run of registered_model_version alone.
 
-    Module-scoped, so the file pays for one training run: moto and the variables are set up
-    here rather than by the per-test `moto_server` fixture, and both are gone before any test
-    runs; the tests read what was collected.
+    Module-scoped, so the file pays for one training run: the variables are set here rather
+    than by the per-test `moto_server` fixture, and are gone before any test runs; the tests
+    read what was collected.
     """
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-                env.delenv(name, raising=False)
-            env.setenv("AWS_ACCESS_KEY_ID", "testing")
-            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-            env.setenv("AWS_ENDPOINT_URL", url)
-            urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-            s3 = boto3.client("s3")
-            s3.create_bucket(Bucket=BUCKET)
+    url = module_moto_server
+    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_ENDPOINT_URL", url)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
 
-            def stored(key: str) -> object:
-                body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"].read()
-                return pickle.loads(body)
+        def stored(key: str) -> object:
+            body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"].read()
+            return pickle.loads(body)
 
-            def keys() -> list[str]:
-                listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
-                return sorted(o["Key"].removeprefix(f"{PREFIX}/") for o in listing["Contents"])
+        def keys() -> list[str]:
+            listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
+            return sorted(o["Key"].removeprefix(f"{PREFIX}/") for o in listing["Contents"])
 
-            model_name = f"penguins-s3-{uuid.uuid4().hex[:8]}"
-            tracking = tracking_resource(sqlite_store, model_name)
-            storage = AssetStorage(bucket=BUCKET, prefix=PREFIX)
-            training = run_training_with(instance, tracking, storage)
-            assert training.success, failure_reasons(training.all_events)
-            after_training = keys()
-            values = {key: stored(key) for key in LINEAGE_ASSETS & set(after_training)}
+        model_name = f"penguins-s3-{uuid.uuid4().hex[:8]}"
+        tracking = tracking_resource(sqlite_store, model_name)
+        storage = AssetStorage(bucket=BUCKET, prefix=PREFIX)
+        training = run_training_with(instance, tracking, storage)
+        assert training.success, failure_reasons(training.all_events)
+        after_training = keys()
+        values = {key: stored(key) for key in LINEAGE_ASSETS & set(after_training)}
 
-            registration = run_training_with(
-                instance, tracking, storage, selection=["registered_model_version"]
-            )
-            assert registration.success, failure_reasons(registration.all_events)
-            [event] = registration.get_asset_materialization_events()
-            metadata = event.step_materialization_data.materialization.metadata
-            runs = S3Runs(
-                training=training,
-                registration=registration,
-                keys_after_training=after_training,
-                values=values,
-                registered_after_registration=stored("registered_model_version"),
-                registration_log=run_log(instance, registration),
-                registration_metadata={k: v.value for k, v in metadata.items()},
-                versions=model_versions(sqlite_store.tracking_uri, model_name),
-            )
-    finally:
-        server.stop()
+        registration = run_training_with(
+            instance, tracking, storage, selection=["registered_model_version"]
+        )
+        assert registration.success, failure_reasons(registration.all_events)
+        [event] = registration.get_asset_materialization_events()
+        metadata = event.step_materialization_data.materialization.metadata
+        runs = S3Runs(
+            training=training,
+            registration=registration,
+            keys_after_training=after_training,
+            values=values,
+            registered_after_registration=stored("registered_model_version"),
+            registration_log=run_log(instance, registration),
+            registration_metadata={k: v.value for k, v in metadata.items()},
+            versions=model_versions(sqlite_store.tracking_uri, model_name),
+        )
     return runs
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from penguins_platform.project import INSTANCE_TEMPLATE
 from penguins_platform.tracking.contract import DAGSTER_RUN_TAG
-from penguins_platform_tests.conftest import CLOUD_VARIABLES, REPO_ROOT, VENV_BIN, run_training
+from penguins_platform_tests.conftest import CLOUD_VARIABLES, REPO_ROOT, VENV_BIN
 
 FOLDS = 2
 CONFIG = {"epochs": 8, "batch_size": 32, "learning_rate": 0.01, "seed": 7, "folds": FOLDS}
@@ -49,14 +49,14 @@ def _step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
 
 
 def test_multiprocess_folds_run_apart_and_score_as_in_process(
-    tmp_path, sqlite_store, mlflow_tracking, monkeypatch
+    tmp_path, sqlite_store, mlflow_tracking, monkeypatch, train_lineage
 ):
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_TEMPLATE.read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
-        in_process = run_training(
+        in_process = train_lineage(
             instance,
             mlflow_tracking,
             selection=["raw_penguins", "penguins", "cross_validation_scores"],
@@ -124,7 +124,7 @@ def _fold_logs(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 def test_in_process_folds_train_two_at_a_time_and_score_as_one_after_another(
-    instance, mlflow_tracking
+    instance, mlflow_tracking, train_lineage
 ):
     """The default executor: `split_folds` starts the folds in two background threads, each
     `score_fold` step takes its fold's result, and every score equals the sequential run's."""
@@ -134,7 +134,7 @@ def test_in_process_folds_train_two_at_a_time_and_score_as_one_after_another(
     selection = ["raw_penguins", "penguins", "cross_validation_scores"]
     runs = {}
     for workers in (1, 2):
-        runs[workers] = run_training(
+        runs[workers] = train_lineage(
             instance, mlflow_tracking, selection=selection,
             fold_workers=FoldWorkers(workers=workers), **config,
         )  # fmt: skip

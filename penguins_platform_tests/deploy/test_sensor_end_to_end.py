@@ -5,14 +5,14 @@ import dagster as dg
 from penguins_platform.defs.resources import AzureMLEndpoint, LocalEndpoint
 from penguins_platform.defs.sensors import new_model_version_sensor
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import definitions_with, run_training
+from penguins_platform_tests.conftest import QUICK_TRAINING, definitions_with
 from penguins_platform_tests.deploy.conftest import target
 from penguins_platform_tests.deploy.test_sagemaker import deployer
 from penguins_platform_tests.servers import free_port
 
 
 def test_new_versions_deploy_themselves_once_and_only_the_newest(
-    emulator, moto_server, instance, mlflow_tracking, tmp_path
+    emulator, moto_server, instance, mlflow_tracking, tmp_path, train_lineage
 ):
     endpoint = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
     sagemaker = target(moto_server)
@@ -35,7 +35,7 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
         )  # fmt: skip
 
     try:
-        assert run_training(instance, mlflow_tracking).success  # registers version 1
+        assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success  # version 1
         [request] = tick().run_requests
         assert set(request.asset_selection) == {
             dg.AssetKey("local_endpoint"), dg.AssetKey("sagemaker_endpoint"),
@@ -45,8 +45,8 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
         assert deployer(sagemaker).served_version() == "1"
         assert tick().run_requests == [], "a version is deployed once"
 
-        assert run_training(instance, mlflow_tracking, epochs=40).success  # version 2
-        assert run_training(instance, mlflow_tracking).success  # version 3
+        assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success  # version 2
+        assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success  # version 3
         [request] = tick().run_requests
         assert request.tags["penguins/model_version"] == "3"
         assert request.tags["penguins/superseded"] == "2"

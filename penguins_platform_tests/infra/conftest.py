@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from penguins_platform_tests.postgres import PostgresCluster, postgres_cluster
+from penguins_platform_tests.postgres import PostgresCluster, running_cluster
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """One cluster for the session; each test takes a database of its own."""
-    with postgres_cluster() as cluster:
+    with running_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+def postgres_cluster() -> Callable[[], AbstractContextManager[PostgresCluster]]:
+    """New clusters of a test's own (`with postgres_cluster() as cluster:`), for a test that
+    stops its database or must not share one; each is stopped and removed with its block."""
+    return running_cluster
 
 
 @pytest.fixture

@@ -7,10 +7,13 @@ tests fail if that block (the psycopg2 scheme, the variables it reads) is wrong.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.scheduler.instigation import TickStatus
 
 from penguins_platform.defs.event_log import latest_check_outcome
@@ -19,10 +22,9 @@ from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
     REPO_ROOT,
     VENV_BIN,
-    run_training,
 )
 from penguins_platform_tests.infra.conftest import wait_for
-from penguins_platform_tests.postgres import postgres_cluster, postgres_home, process_is_running
+from penguins_platform_tests.postgres import postgres_home, process_is_running
 from penguins_platform_tests.servers import start_process, stop_process_group
 
 QUEUED = dg.DagsterRunStatus.QUEUED
@@ -39,13 +41,13 @@ CHECKS = {
 
 
 def test_training_job_on_postgres_reads_back_from_a_fresh_instance(
-    postgres_database, tmp_path, mlflow_tracking
+    postgres_database, tmp_path, mlflow_tracking, train_lineage
 ):
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
     home = postgres_home(tmp_path / "home")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = run_training(instance, mlflow_tracking)
+        result = train_lineage(instance, mlflow_tracking)
         assert result.success
         run_id = result.run_id
 
@@ -70,17 +72,30 @@ def test_training_job_on_postgres_reads_back_from_a_fresh_instance(
                 assert outcome.run_id == run_id
 
 
-def _daemon(home: Path, log: Path, tracking_uri: str, model_name: str):
-    """`dagster-daemon run` on the workspace, as a shared deployment runs it."""
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES},
-        "DAGSTER_HOME": str(home),
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "PENGUINS_MODEL_NAME": model_name,
-        "PENGUINS_SENSOR_INTERVAL": "1",
-    }
-    command = [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
-    return start_process(command, log, env=env, cwd=REPO_ROOT)
+@pytest.fixture
+def dagster_daemon() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts `dagster-daemon run` on the workspace, as a shared deployment runs it; every
+    daemon this test started is stopped (its process group) when the test ends."""
+    started: list[subprocess.Popen] = []
+
+    def start(home: Path, log: Path, tracking_uri: str, model_name: str) -> subprocess.Popen:
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES},
+            "DAGSTER_HOME": str(home),
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PENGUINS_MODEL_NAME": model_name,
+            "PENGUINS_SENSOR_INTERVAL": "1",
+        }
+        command = [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
+        started.append(start_process(command, log, env=env, cwd=REPO_ROOT))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                stop_process_group(process)
 
 
 def _sensor_state(instance: dg.DagsterInstance):
@@ -92,7 +107,9 @@ def _sensor_state(instance: dg.DagsterInstance):
     return states[0] if states else None
 
 
-def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(postgres_database, tmp_path, registry):
+def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(
+    postgres_database, tmp_path, registry, dagster_daemon
+):
     """The sensor requests one deployment for the registered version; after the daemon
     restarts it keeps its cursor and requests nothing again. Runs stay queued (a queue limit
     of 0), so nothing is deployed and only the bookkeeping is under test."""
@@ -111,7 +128,7 @@ def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(postgres_database, 
         },
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        first = _daemon(home, tmp_path / "daemon-1.log", tracking.tracking_uri,
+        first = dagster_daemon(home, tmp_path / "daemon-1.log", tracking.tracking_uri,
                         tracking.registered_model_name)  # fmt: skip
         try:
             # The sensor creates the run, then submits it to the queue (QUEUED), where a
@@ -133,7 +150,7 @@ def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(postgres_database, 
         assert f'"last_version": {version}' in cursor
 
         restarted_at = time.time()
-        second = _daemon(home, tmp_path / "daemon-2.log", tracking.tracking_uri,
+        second = dagster_daemon(home, tmp_path / "daemon-2.log", tracking.tracking_uri,
                          tracking.registered_model_name)  # fmt: skip
         try:
 
@@ -153,7 +170,7 @@ def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(postgres_database, 
         assert _sensor_state(instance).instigator_data.cursor == cursor
 
 
-def test_the_cluster_fixture_stops_its_server():
+def test_the_cluster_fixture_stops_its_server(postgres_cluster):
     with postgres_cluster() as cluster:
         pid = cluster.running_pid()
         assert pid is not None and process_is_running(pid)

@@ -10,11 +10,13 @@ import dagster as dg
 
 from penguins_platform_tests.conftest import CLOUD_VARIABLES, REPO_ROOT, VENV_BIN
 from penguins_platform_tests.infra.conftest import wait_for
-from penguins_platform_tests.postgres import postgres_cluster, postgres_home
+from penguins_platform_tests.postgres import postgres_home
 from penguins_platform_tests.servers import start_process, stop_process_group
 
 
-def test_postgres_outage_fails_the_run_and_a_later_run_works(tmp_path, sqlite_store, monkeypatch):
+def test_postgres_outage_fails_the_run_and_a_later_run_works(
+    tmp_path, sqlite_store, monkeypatch, postgres_cluster
+):
     """The database stops in the middle of training: that run fails with the database's
     error, and once the database is back the next run succeeds. A cluster of its own, so
     the outage touches no other test."""

@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,14 +17,13 @@ from penguins_platform.monitoring.traffic import (
     send_traffic,
 )
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import REPO_ROOT
 from penguins_platform_tests.servers import free_port
-from penguins_platform_tests.serving.conftest import start_endpoint
+from penguins_platform_tests.serving.conftest import launch_endpoint
 
 
 @pytest.fixture(scope="module")
 def endpoint(model_dir, tmp_path_factory):
-    running = start_endpoint(tmp_path_factory.mktemp("traffic"), model_dir)
+    running = launch_endpoint(tmp_path_factory.mktemp("traffic"), model_dir)
     try:
         yield running
     finally:
@@ -164,16 +161,10 @@ def test_the_cli_prints_progress_and_a_summary(endpoint, capsys):
     ]
 
 
-def test_the_cli_says_when_no_endpoint_answers():
+def test_the_cli_says_when_no_endpoint_answers(penguins_cli):
     url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "penguins_platform", "traffic", "--url", url],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = penguins_cli("traffic", "--url", url, timeout=120)
     assert done.returncode == 1
     assert f"No endpoint answers at {url}; start one with `make serve`." in done.stderr
     assert time.monotonic() - started < 30, "a dead endpoint is reported at once"

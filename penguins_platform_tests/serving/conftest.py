@@ -1,6 +1,6 @@
 """A real endpoint process per test module (or per test, where a test needs its own)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +19,10 @@ class RunningEndpoint:
     pid: int
 
 
-def start_endpoint(
+def launch_endpoint(
     state_dir: Path, model_dir: Path, capture: bool = True, capture_uri: str | None = None
 ) -> RunningEndpoint:
+    """Start an endpoint process; the caller stops it (fixtures below do)."""
     port = free_port()
     paths = service.EndpointPaths(state_dir)
     capture_db = state_dir / "capture.db"
@@ -35,7 +36,7 @@ def start_endpoint(
 
 @pytest.fixture(scope="module")
 def endpoint(model_dir, tmp_path_factory) -> Iterator[RunningEndpoint]:
-    running = start_endpoint(tmp_path_factory.mktemp("endpoint"), model_dir)
+    running = launch_endpoint(tmp_path_factory.mktemp("endpoint"), model_dir)
     try:
         yield running
     finally:
@@ -45,11 +46,28 @@ def endpoint(model_dir, tmp_path_factory) -> Iterator[RunningEndpoint]:
 @pytest.fixture
 def fresh_endpoint(model_dir, tmp_path) -> Iterator[RunningEndpoint]:
     """An endpoint of this test's own, with an empty capture store."""
-    running = start_endpoint(tmp_path / "endpoint", model_dir)
+    running = launch_endpoint(tmp_path / "endpoint", model_dir)
     try:
         yield running
     finally:
         service.stop(running.paths)
+
+
+@pytest.fixture
+def start_endpoint(model_dir) -> Iterator[Callable[..., RunningEndpoint]]:
+    """Starts endpoints for one test, `model_dir`'s model unless told otherwise, and stops
+    every one of them when the test ends, also one whose start failed half-way."""
+    started: list[service.EndpointPaths] = []
+
+    def start(state_dir: Path, model: Path | None = None, **options) -> RunningEndpoint:
+        started.append(service.EndpointPaths(state_dir))
+        return launch_endpoint(state_dir, model or model_dir, **options)
+
+    try:
+        yield start
+    finally:
+        for paths in started:
+            service.stop(paths)
 
 
 @pytest.fixture

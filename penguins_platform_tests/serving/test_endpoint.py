@@ -246,20 +246,15 @@ def test_capture_keeps_exactly_one_row_per_prediction_under_load(fresh_endpoint)
     assert row[5].endswith("+00:00"), "timestamps are UTC"
 
 
-def test_a_failing_capture_store_never_fails_a_request(model_dir, tmp_path):
-    from penguins_platform_tests.serving.conftest import start_endpoint
-
+def test_a_failing_capture_store_never_fails_a_request(start_endpoint, tmp_path):
     blocked = tmp_path / "blocked.db"
     blocked.mkdir()
-    running = start_endpoint(tmp_path / "state", model_dir, capture_uri=f"sqlite:///{blocked}")
-    try:
-        http = HttpClient(running.url)
-        statuses = [http.predict([SAMPLE_PENGUIN])[0] for _ in range(20)]
-        http.close()
-        assert statuses == [200] * 20
-        counters = _wait_for_capture(running.url, expected=20)
-    finally:
-        service.stop(running.paths)
+    running = start_endpoint(tmp_path / "state", capture_uri=f"sqlite:///{blocked}")
+    http = HttpClient(running.url)
+    statuses = [http.predict([SAMPLE_PENGUIN])[0] for _ in range(20)]
+    http.close()
+    assert statuses == [200] * 20
+    counters = _wait_for_capture(running.url, expected=20)
     assert counters["write_failures"] >= 1 and counters["spilled"] == 20
     assert counters["written"] == 0 and counters["lost"] == 0
     spilled = (tmp_path / "blocked.db.spilled.jsonl").read_text().splitlines()
@@ -277,17 +272,13 @@ def _wait_for_capture(url: str, expected: int) -> dict:
     return counters
 
 
-def test_capture_switched_off_writes_nothing(model_dir, tmp_path):
-    from penguins_platform_tests.serving.conftest import start_endpoint
-
-    running = start_endpoint(tmp_path / "state", model_dir, capture=False)
-    try:
-        http = HttpClient(running.url)
-        assert http.predict([SAMPLE_PENGUIN])[0] == 200
-        http.close()
-        assert service.health(running.url)["capture"]["enabled"] is False
-    finally:
-        service.stop(running.paths)
+def test_capture_switched_off_writes_nothing(start_endpoint, tmp_path):
+    running = start_endpoint(tmp_path / "state", capture=False)
+    http = HttpClient(running.url)
+    assert http.predict([SAMPLE_PENGUIN])[0] == 200
+    http.close()
+    assert service.health(running.url)["capture"]["enabled"] is False
+    service.stop(running.paths)
     assert not running.capture_db.exists()
 
 

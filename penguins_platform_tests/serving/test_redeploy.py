@@ -78,9 +78,7 @@ def test_the_admin_swap_needs_the_token(fresh_endpoint, second_model_dir):
     assert service.health(fresh_endpoint.url)["model_version"] == "1"
 
 
-def test_starting_on_a_broken_model_fails_with_the_log(broken_model_dir, tmp_path):
-    from penguins_platform_tests.serving.conftest import start_endpoint
-
+def test_starting_on_a_broken_model_fails_with_the_log(broken_model_dir, tmp_path, start_endpoint):
     with pytest.raises(
         service.EndpointError,
         match=r"(?s)exited with code 1.*cannot serve version 1.*no valid probabilities",

@@ -9,21 +9,17 @@ from pathlib import Path
 import pytest
 
 from penguins_platform.serving import service
-from penguins_platform_tests.serving.conftest import start_endpoint
 
 
 def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_the_server_process_inherits_no_credentials(model_dir, tmp_path, monkeypatch):
+def test_the_server_process_inherits_no_credentials(start_endpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-sentinel-secret")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "mlflow-sentinel-secret")
-    running = start_endpoint(tmp_path / "state", model_dir)
-    try:
-        environ = Path(f"/proc/{running.pid}/environ").read_bytes().decode().split("\0")
-    finally:
-        service.stop(running.paths)
+    running = start_endpoint(tmp_path / "state")
+    environ = Path(f"/proc/{running.pid}/environ").read_bytes().decode().split("\0")
     names = {entry.partition("=")[0] for entry in environ if entry}
     assert "AWS_SECRET_ACCESS_KEY" not in names
     assert "MLFLOW_TRACKING_PASSWORD" not in names
@@ -32,18 +28,16 @@ def test_the_server_process_inherits_no_credentials(model_dir, tmp_path, monkeyp
     assert names <= {service.TOKEN_VARIABLE, "PYTHONPATH", *service.INHERITED_VARIABLES}
 
 
-def test_the_state_folder_token_and_capture_store_are_private(model_dir, tmp_path):
+def test_the_state_folder_token_and_capture_store_are_private(start_endpoint, tmp_path):
+    from penguins_platform_tests.servers import HttpClient
+
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
-    running = start_endpoint(state, model_dir)
-    try:
-        from penguins_platform_tests.servers import HttpClient
-
-        http = HttpClient(running.url)
-        http.predict([{"island": "Dream"}])
-        http.close()
-    finally:
-        service.stop(running.paths)  # flushes the capture store
+    running = start_endpoint(state)
+    http = HttpClient(running.url)
+    http.predict([{"island": "Dream"}])
+    http.close()
+    service.stop(running.paths)  # flushes the capture store
     assert _mode(state) == 0o700, "an existing folder is narrowed too"
     assert _mode(running.paths.token_file) == 0o600
     assert _mode(running.capture_db) == 0o600
@@ -97,7 +91,7 @@ def test_a_taken_port_is_named_with_what_answers_there(model_dir, tmp_path, othe
     assert service.read_pid(paths) is None
 
 
-def test_a_failed_start_reports_its_own_log_lines_only(broken_model_dir, tmp_path):
+def test_a_failed_start_reports_its_own_log_lines_only(broken_model_dir, tmp_path, start_endpoint):
     state = tmp_path / "state"
     state.mkdir()
     (state / "endpoint.log").write_text("an old run's line that must not be shown again\n")
