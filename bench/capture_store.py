@@ -25,15 +25,14 @@ import numpy as np
 import pandas as pd
 from common import REPO_ROOT, alternate, report
 
+from penguins_platform.capture.contract import Retention
+from penguins_platform.capture.sqlite import INSERT, SqliteCapture
 from penguins_platform.ml import schema
-from penguins_platform.monitoring.production import Retention
-from penguins_platform.monitoring.sqlite_capture import SqliteCapture
 from penguins_platform.serving import capture
-from penguins_platform.serving.capture import COLUMNS, CaptureStore
+from penguins_platform.serving.capture import CaptureStore
 
 SPAN = timedelta(days=30)  # the rows' captured_at spread, newest now
 READS_PER_SAMPLE = 100  # one read takes milliseconds: time a hundred, in seconds
-INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def capture_rows(count: int, now: datetime, seed: int = 0) -> list[tuple]:

@@ -108,7 +108,7 @@ class Monitor:
             capture_uri=f"sqlite:///{self.store}",
         )
         monitoring = Monitoring(report_dir=str(work / "reports"), ground_truth_quality=0.8)
-        defs = definitions(mlflow=mlflow, endpoint=endpoint, monitoring=monitoring)
+        defs = definitions(mlflow=mlflow, local=endpoint, monitoring=monitoring)
         self.job = defs.resolve_job_def("monitoring_job")
         self.steps: dict[str, list[float]] = {step: [] for step in STEPS}
 

@@ -68,8 +68,9 @@ def direct_redeploy(env: dict[str, str], version: str) -> float:
     """The same download, swap and smoke test, called directly: the floor for a redeploy."""
     import tempfile
 
-    from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+    from penguins_platform.deploy.local import LocalTarget
     from penguins_platform.deploy.smoke import smoke_test
+    from penguins_platform.serving.settings import LocalEndpointSettings
     from penguins_platform.tracking.store import MlflowStore
 
     settings = LocalEndpointSettings(

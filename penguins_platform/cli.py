@@ -1,23 +1,18 @@
-"""`python -m penguins_platform train`: the main job, as `make train` runs it.
+"""`python -m penguins_platform COMMAND`: what `make train`, `make serve` and the rest run.
 
-It materializes the training lineage into the local Dagster instance (the one `make dev`
-opens), then prints the registered version and its cross-validated accuracy. Every knob
-of the launchpad is a flag here too; a flag left out keeps the launchpad's default.
-
-The terminal shows the platform's own progress lines and, when a run fails, a short summary
-of why. Dagster's full log, stack traces included, stays on the run's page in the UI, and
-`--verbose` prints it here too.
+`train` materializes the training lineage into the local Dagster instance (the one `make dev`
+opens), then prints the registered version and its cross-validated accuracy. Every knob of
+the launchpad is a flag here too; a flag left out keeps the launchpad's default. `serve` and
+`monitor` run their jobs the same way (`runner.py`), and the other commands talk to the
+endpoint or start a UI. Each command is a thin function of its parsed flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -25,10 +20,9 @@ from urllib.parse import urlsplit
 from penguins_platform import defaults
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.project import PROJECT_ROOT, default_tracking_uri, prepare_dagster_home
+from penguins_platform.runner import run_job
 
 if TYPE_CHECKING:
-    import dagster as dg
-
     from penguins_platform.defs.resources import LocalEndpoint
     from penguins_platform.deploy.target import DeploymentTarget
 
@@ -110,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     ui = commands.add_parser("mlflow-ui", help="open the MLflow UI on the local store")
     ui.add_argument("--port", type=int, default=5000)
+    commands.add_parser(
+        "settings",
+        help="list every environment variable the platform reads",
+        description="Every environment variable the platform reads, by concern, with its "
+        "default and meaning: the README's tables.",
+    )
     check = commands.add_parser(
         "check-instance",
         help="check $DAGSTER_HOME/dagster.yaml before a service starts",
@@ -130,85 +130,9 @@ def at_least_one(text: str) -> int:
     return number
 
 
-class RunTimedOut(Exception):
-    """The run outlived its `dagster/max_runtime` and was interrupted."""
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the in-process run after `seconds`, as the daemon's run monitoring would a
-    launched one: Dagster turns the interrupt into a failed run, and this raises.
-
-    The interrupt is sent again every second until the run ends. Dagster holds an interrupt
-    that lands in its own bookkeeping (writing an event, storing an output) until the next
-    step's code runs, and a nested hold can drop it; one signal alone could then let the run
-    go on to register a model.
-    """
-    expired = threading.Event()
-    stopped = threading.Event()
-    sending = threading.Lock()
-
-    def interrupt() -> None:
-        if stopped.wait(seconds):
-            return
-        expired.set()
-        while True:
-            with sending:
-                if stopped.is_set():
-                    return
-                os.kill(os.getpid(), signal.SIGINT)
-            if stopped.wait(1.0):
-                return
-
-    threading.Thread(target=interrupt, name="max-runtime", daemon=True).start()
-    try:
-        try:
-            yield
-        finally:
-            with sending:  # no signal is sent after this
-                stopped.set()
-    except KeyboardInterrupt:
-        if expired.is_set():
-            raise RunTimedOut from None
-        raise
-    if expired.is_set():
-        raise RunTimedOut
-
-
-def execute(
-    job_name: str, run_config: dg.RunConfig, args: argparse.Namespace
-) -> dg.ExecuteInProcessResult | None:
-    """Run `job_name` in this process on the local instance; None when it ran out of time."""
-    import dagster as dg
-
-    from penguins_platform.definitions import defs
-    from penguins_platform.defs import event_log
-    from penguins_platform.defs.jobs import MAX_RUNTIME_TAG
-
-    job = defs.resolve_job_def(job_name)
-    if not args.verbose:
-        job = event_log.with_quiet_console(job)
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow's chatter is its own
-    # Named always: a run config that names no logger gets Dagster's default console.
-    level = "DEBUG" if args.verbose else "INFO"
-    run_config.loggers = {"console": {"config": {"log_level": level}}}
-    limit = args.max_runtime or float(job.tags[MAX_RUNTIME_TAG])
-    with dg.DagsterInstance.get() as instance:
-        try:
-            with time_limit(limit):
-                return job.execute_in_process(
-                    run_config=run_config,
-                    instance=instance,
-                    tags={MAX_RUNTIME_TAG: f"{limit:g}"},
-                    raise_on_error=False,
-                )
-        except RunTimedOut:
-            print(
-                f"{job_name} ran over its limit of {limit:g} s ({MAX_RUNTIME_TAG}) and was "
-                "stopped; raise it with --max-runtime",
-                file=sys.stderr,
-            )
-            return None
+def run_options(args: argparse.Namespace) -> dict[str, object]:
+    """The flags every command that runs a job shares."""
+    return {"verbose": args.verbose, "max_runtime": args.max_runtime}
 
 
 def train(args: argparse.Namespace) -> int:
@@ -226,11 +150,9 @@ def train(args: argparse.Namespace) -> int:
         steps_per_execution=args.steps_per_execution,
         max_data_bytes=args.max_data_bytes,
     )
-    result = execute("training_job", run_config, args)
+    result = run_job("training_job", run_config, "Training", **run_options(args))
     if result is None:
         return 1
-    if not result.success:
-        return report_failure("Training", result)
     version = result.output_for_node("registered_model_version")
     scores = result.output_for_node("cross_validation_scores")
     print(
@@ -249,11 +171,10 @@ def serve(args: argparse.Namespace) -> int:
     from penguins_platform.defs.deployment import DeploymentConfig
 
     config = DeploymentConfig(**({"version": args.version} if args.version else {}))
-    result = execute("local_endpoint_job", dg.RunConfig(ops={"local_endpoint": config}), args)
+    run_config = dg.RunConfig(ops={"local_endpoint": config})
+    result = run_job("local_endpoint_job", run_config, "Deployment", **run_options(args))
     if result is None:
         return 1
-    if not result.success:
-        return report_failure("Deployment", result)
     deployed = event_log.materialized_metadata(result, dg.AssetKey("local_endpoint"))
     endpoint = local_endpoint()
     print(
@@ -281,11 +202,9 @@ def monitor(args: argparse.Namespace) -> int:
         return 1
     config = {"rows": args.rows} if args.rows else {}
     run_config = dg.RunConfig(ops={"production_data": {"config": config}})
-    result = execute("monitoring_job", run_config, args)
+    result = run_job("monitoring_job", run_config, "Monitoring", **run_options(args))
     if result is None:
         return 1
-    if not result.success:
-        return report_failure("Monitoring", result)
     report = event_log.materialized_metadata(result, dg.AssetKey("monitoring_report")) or {}
     print(f"Monitoring run {result.run_id}: {report.get('status', 'no report')}")
     for evaluation in result.get_asset_check_evaluations():
@@ -296,22 +215,11 @@ def monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_failure(kind: str, result: dg.ExecuteInProcessResult) -> int:
-    """Print why a run failed, one line a reason, and where its whole log is."""
-    from penguins_platform.defs import event_log
-
-    print(f"{kind} run {result.run_id} failed:", file=sys.stderr)
-    for reason in event_log.failure_reasons(result.all_events):
-        print(f"  {reason}", file=sys.stderr)
-    print("The run's page in `make dev` has its whole log; `--verbose` prints it.", file=sys.stderr)
-    return 1
-
-
 def local_endpoint() -> LocalEndpoint:
     """The endpoint resource as the definitions configure it, with its EnvVars resolved."""
     from penguins_platform.definitions import defs
 
-    return defs.resources["endpoint"].process_config_and_initialize()
+    return defs.resources["local"].process_config_and_initialize()
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -348,7 +256,7 @@ def traffic(args: argparse.Namespace) -> int:
     """Send sampled penguins to an endpoint, as `make traffic` does, so monitoring has rows."""
     import secrets
 
-    from penguins_platform.monitoring.traffic import (
+    from penguins_platform.traffic import (
         DRIFT_FEATURE,
         TrafficError,
         sample_records,
@@ -391,8 +299,9 @@ def traffic_target(args: argparse.Namespace) -> DeploymentTarget | None:
     """The target that `traffic` sends to; None, after saying why, when it cannot be used."""
     if args.target == "sagemaker":
         return sagemaker_target(args)
-    from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+    from penguins_platform.deploy.local import LocalTarget
     from penguins_platform.serving import service
+    from penguins_platform.serving.settings import LocalEndpointSettings
 
     # The model name matters only to deploying; invoking sends to whatever serves.
     if args.url:  # the address alone: importing the definitions to learn it takes seconds
@@ -432,10 +341,13 @@ def endpoint_address(url: str) -> tuple[str, int]:
 
 def sagemaker_target(args: argparse.Namespace) -> DeploymentTarget | None:
     from penguins_platform.definitions import defs
+    from penguins_platform.deploy.sagemaker import SageMakerSettings
     from penguins_platform.deploy.target import TargetConfigError
+    from penguins_platform.settings import variable
 
     if args.url:
-        print("--url is for the local endpoint; SageMaker's is SAGEMAKER_ENDPOINT", file=sys.stderr)
+        name = variable(SageMakerSettings, "endpoint_name")
+        print(f"--url is for the local endpoint; SageMaker's is {name}", file=sys.stderr)
         return None
     resource = defs.resources["sagemaker"].process_config_and_initialize()
     if not resource.enabled:
@@ -459,7 +371,10 @@ def dev(args: argparse.Namespace) -> int:
 
 def mlflow_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the store `train` wrote to (or on $MLFLOW_TRACKING_URI's database)."""
-    store = os.environ.get("MLFLOW_TRACKING_URI", default_tracking_uri())
+    from penguins_platform.settings import variable
+    from penguins_platform.tracking.store import MlflowStore
+
+    store = os.environ.get(variable(MlflowStore, "tracking_uri")) or default_tracking_uri()
     # One process, not MLflow's job-execution workers: a local UI needs none of them.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     mlflow = Path(sys.executable).with_name("mlflow")
@@ -468,6 +383,17 @@ def mlflow_ui(args: argparse.Namespace) -> int:
         "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1",
     ]  # fmt: skip
     os.execv(command[0], command)
+
+
+def settings(args: argparse.Namespace) -> int:
+    """Print the tables of environment variables, one per settings class."""
+    from penguins_platform.definitions import SETTINGS
+    from penguins_platform.settings import markdown_table
+
+    for model in SETTINGS:
+        print(f"{model.__name__}: {(model.__doc__ or '').strip().splitlines()[0]}\n")
+        print(markdown_table(model), end="\n\n")
+    return 0
 
 
 def check_instance(args: argparse.Namespace) -> int:
@@ -489,20 +415,12 @@ def check_instance(args: argparse.Namespace) -> int:
     return 0
 
 
-def database_error(error: BaseException) -> str | None:
-    """The database's own words when `error` comes from the instance's storage going away."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if type(seen).__name__ == "OperationalError" and "sql" in type(seen).__module__:
-            return " ".join(str(getattr(seen, "orig", None) or seen).split())
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(argv)
     except Exception as error:
+        from penguins_platform.runner import database_error
+
         reason = database_error(error)
         if reason is None:
             raise
@@ -526,6 +444,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         "monitor": monitor,
         "dev": dev,
         "mlflow-ui": mlflow_ui,
+        "settings": settings,
         "check-instance": check_instance,
     }
     return commands[args.command](args)

@@ -4,8 +4,9 @@ Executor: in-process by default, every step in the run's own process; `PENGUINS_
 picks a step executor instead (multiprocess, ECS or Kubernetes; see `defs/executors.py`).
 Asset values pass through the local filesystem, or S3 once `PENGUINS_IO_BUCKET` is set.
 
-Resources take their settings from the environment variables named below when those are set
-(the UI then shows the variable, not its value), and from their declared defaults otherwise.
+Resources take their settings from the environment variables declared with each setting
+(`penguins_platform/settings.py`) when those are set (the UI then shows the variable, not its
+value), and from their declared defaults otherwise.
 """
 
 import dagster as dg
@@ -50,8 +51,14 @@ from penguins_platform.defs.training import (
     feature_transformer,
     trained_model,
 )
+from penguins_platform.deploy.azure import AzureSettings
+from penguins_platform.deploy.sagemaker import SageMakerSettings
+from penguins_platform.monitoring.settings import MonitoringSettings
 from penguins_platform.project import prepare_jax_cache
 from penguins_platform.runtime import freeze_what_is_loaded, tune_garbage_collector
+from penguins_platform.serving.settings import LocalEndpointSettings
+from penguins_platform.settings import AutomationSettings, ExecutionSettings
+from penguins_platform.tracking.store import MlflowStore
 
 prepare_jax_cache()
 # Every process that loads this code location (a run worker of `dagster dev`, the code
@@ -86,70 +93,30 @@ defs = dg.Definitions(
     sensors=[new_model_version_sensor, retraining_sensor],
     schedules=[training_schedule, monitoring_schedule],
     resources={
-        "io_manager": AssetStorage(
-            **from_env(AssetStorage, bucket="PENGUINS_IO_BUCKET", prefix="PENGUINS_IO_PREFIX"),
-            s3=s3,
-        ),
-        "mlflow": MlflowTracking(
-            **from_env(
-                MlflowTracking,
-                tracking_uri="MLFLOW_TRACKING_URI",
-                experiment_name="MLFLOW_EXPERIMENT_NAME",
-                registered_model_name="PENGUINS_MODEL_NAME",
-                artifact_location="MLFLOW_ARTIFACT_LOCATION",
-                ui_url="MLFLOW_UI_URL",
-            )
-        ),
+        "io_manager": AssetStorage(**from_env(AssetStorage), s3=s3),
+        "mlflow": MlflowTracking(**from_env(MlflowTracking)),
         "s3": s3,
-        "fold_workers": FoldWorkers(**from_env(FoldWorkers, workers="PENGUINS_FOLD_WORKERS")),
-        "endpoint": LocalEndpoint(
-            **from_env(
-                LocalEndpoint,
-                host="PENGUINS_ENDPOINT_HOST",
-                port="PENGUINS_ENDPOINT_PORT",
-                state_dir="PENGUINS_ENDPOINT_STATE_DIR",
-                capture="PENGUINS_CAPTURE",
-                capture_uri="PENGUINS_CAPTURE_URI",
-            )
-        ),
-        "sagemaker": SageMakerEndpoint(
-            **from_env(
-                SageMakerEndpoint,
-                endpoint_name="SAGEMAKER_ENDPOINT",
-                region="AWS_REGION",
-                execution_role_arn="SAGEMAKER_EXECUTION_ROLE_ARN",
-                assume_role_arn="AWS_ROLE",
-                artifact_bucket="SAGEMAKER_BUCKET",
-                instance_type="SAGEMAKER_INSTANCE_TYPE",
-                instance_count="SAGEMAKER_INSTANCE_COUNT",
-                image_uri="SAGEMAKER_IMAGE_URI",
-                data_capture_uri="SAGEMAKER_DATA_CAPTURE_URI",
-            )
-        ),
-        "monitoring": Monitoring(
-            **from_env(
-                Monitoring,
-                labeler="PENGUINS_LABELER",
-                labels_csv="PENGUINS_LABELS_CSV",
-                ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY",
-                retention_days="PENGUINS_CAPTURE_RETENTION_DAYS",
-                retention_rows="PENGUINS_CAPTURE_RETENTION_ROWS",
-                report_dir="PENGUINS_REPORT_DIR",
-            )
-        ),
-        "azure": AzureMLEndpoint(
-            **from_env(
-                AzureMLEndpoint,
-                subscription_id="AZURE_SUBSCRIPTION_ID",
-                resource_group="AZURE_RESOURCE_GROUP",
-                workspace="AZURE_WORKSPACE",
-                endpoint_name="AZURE_ENDPOINT",
-                instance_type="AZURE_INSTANCE_TYPE",
-                instance_count="AZURE_INSTANCE_COUNT",
-            )
-        ),
+        "fold_workers": FoldWorkers(**from_env(FoldWorkers)),
+        "local": LocalEndpoint(**from_env(LocalEndpoint)),
+        "sagemaker": SageMakerEndpoint(**from_env(SageMakerEndpoint)),
+        "azure": AzureMLEndpoint(**from_env(AzureMLEndpoint)),
+        "monitoring": Monitoring(**from_env(Monitoring)),
     },
     executor=executor_from_env(),
+)
+
+# Every settings class, each with the environment variables it reads: the source of
+# `python -m penguins_platform settings` and of the README's tables of variables.
+SETTINGS = (
+    MlflowStore,
+    LocalEndpointSettings,
+    SageMakerSettings,
+    AzureSettings,
+    MonitoringSettings,
+    AutomationSettings,
+    ExecutionSettings,
+    FoldWorkers,
+    AssetStorage,
 )
 
 # The definitions live as long as the process that loads them.

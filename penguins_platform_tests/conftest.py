@@ -116,7 +116,8 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Buil
     return get
 
 
-def _migrated_store(folder: Path) -> None:
+def migrated_store(folder: Path) -> None:
+    """A new MLflow SQLite store in `folder`, migrated (a `built_once` build)."""
     from penguins_platform.tracking.store import create_sqlite_store
 
     create_sqlite_store(folder / "mlflow.db")
@@ -127,7 +128,7 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory, built_once: BuiltOnce
     """A SQLite store of this worker's own for the whole session, copied from one migrated
     once for all workers: migrating a new store takes seconds."""
     root = tmp_path_factory.mktemp("mlflow")
-    shutil.copy(built_once("mlflow-store", _migrated_store) / "mlflow.db", root / "mlflow.db")
+    shutil.copy(built_once("mlflow-store", migrated_store) / "mlflow.db", root / "mlflow.db")
     return MlflowStore(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
 
 
@@ -268,9 +269,13 @@ def penguins_csv_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowStore]:
-    """A real `mlflow server` process on 127.0.0.1, stopped with its whole process group."""
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, built_once: BuiltOnce
+) -> Iterator[MlflowStore]:
+    """A real `mlflow server` process on 127.0.0.1, stopped with its whole process group.
+    Its store starts migrated, so the server skips MLflow's migrations."""
     root = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copy(built_once("mlflow-store", migrated_store) / "mlflow.db", root / "server.db")
     port = free_port()
     log = root / "server.log"
     command = [
@@ -317,11 +322,16 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return payload["data"]
 
 
+def _cloud_variables() -> tuple[str, ...]:
+    from penguins_platform.deploy.azure import AzureSettings
+    from penguins_platform.deploy.sagemaker import SageMakerSettings
+    from penguins_platform.settings import variables
+
+    return (*variables(SageMakerSettings).values(), *variables(AzureSettings).values())
+
+
 # What a developer's shell may hold that would send a test's runs to a real cloud.
-CLOUD_VARIABLES = (
-    "SAGEMAKER_EXECUTION_ROLE_ARN", "SAGEMAKER_BUCKET", "AWS_ROLE",
-    "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_WORKSPACE",
-)  # fmt: skip
+CLOUD_VARIABLES = _cloud_variables()
 
 
 @pytest.fixture(scope="session")
@@ -419,11 +429,6 @@ class TrainedModel:
     penguins: object
 
 
-def training_parameters(**overrides) -> TrainingParameters:
-    """The default recipe, with `overrides`."""
-    return TrainingParameters(**overrides)
-
-
 def fit_model(seed: int = defaults.SEED, epochs: int = defaults.EPOCHS) -> TrainedModel:
     from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
     from penguins_platform.ml.features import FittedTransformers
@@ -435,7 +440,7 @@ def fit_model(seed: int = defaults.SEED, epochs: int = defaults.EPOCHS) -> Train
     model, _ = train_model(
         transformers.transform_features(penguins),
         transformers.encode_target(penguins),
-        training_parameters(epochs=epochs, seed=seed),
+        TrainingParameters(epochs=epochs, seed=seed),
     )
     return TrainedModel(transformers, model, penguins)
 
@@ -491,7 +496,7 @@ def registry(built_once: BuiltOnce, trained_model: TrainedModel, tmp_path_factor
 
     Built once for all workers; each worker gets its own copy of the instance and of the
     store's database (the artifacts they point at are shared, and only added to)."""
-    template = built_once("mlflow-store", _migrated_store)
+    template = built_once("mlflow-store", migrated_store)
     built = built_once("registry", lambda folder: _build_registry(folder, template, trained_model))
     mine = tmp_path_factory.mktemp("registry")
     shutil.copytree(built / "instance", mine / "instance")

@@ -216,7 +216,7 @@ def test_the_monitoring_report_shows_its_link_and_check_results(
     dagster_dev, materialize_all, browser, page
 ):
     from penguins_platform.defs.resources import LocalEndpoint
-    from penguins_platform.monitoring.traffic import sample_records, send_traffic, shipped_penguins
+    from penguins_platform.traffic import sample_records, send_traffic, shipped_penguins
 
     endpoint = LocalEndpoint(
         port=int(dagster_dev.endpoint_url.rsplit(":", 1)[1]),

@@ -47,17 +47,3 @@ def test_loading_the_definitions_imports_nothing_heavy():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(done.stdout) == []
-
-
-def test_the_sagemaker_sdk_is_a_locked_optional_extra():
-    """Not installed by default (its MLflow plugin logs an error on every MLflow call), but
-    `uv sync --extra sagemaker` installs a locked, resolvable version."""
-    import tomllib
-
-    from penguins_platform_tests.conftest import REPO_ROOT
-
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    assert any(r.startswith("sagemaker") for r in project["optional-dependencies"]["sagemaker"])
-    assert not any(r.startswith("sagemaker") for r in project["dependencies"])
-    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
-    assert "sagemaker" in {package["name"] for package in lock["package"]}

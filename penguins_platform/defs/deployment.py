@@ -329,7 +329,7 @@ def deployment_asset(
 
 local_endpoint = deployment_asset(
     "local_endpoint",
-    "endpoint",
+    "local",
     kinds={"python"},
     config_type=DeploymentConfig,
     description=(

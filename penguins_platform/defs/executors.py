@@ -15,12 +15,13 @@ The cluster executors are imported only when chosen, so loading the definitions 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
 
-EXECUTOR_VARIABLE = "PENGUINS_EXECUTOR"
+from penguins_platform.settings import ExecutionSettings, variable
+
+EXECUTOR_VARIABLE = variable(ExecutionSettings, "executor")
 CHOICES = ("in_process", "multiprocess", "ecs", "k8s")
 
 
@@ -29,9 +30,10 @@ class ExecutorChoiceError(ValueError):
 
 
 def executor_choice(environ: Mapping[str, str] | None = None) -> str:
-    """`PENGUINS_EXECUTOR`, normalised: in_process when it is unset."""
-    environ = os.environ if environ is None else environ
-    return (environ.get(EXECUTOR_VARIABLE) or "in_process").strip().lower().replace("-", "_")
+    """`PENGUINS_EXECUTOR` of `environ` (the process's environment when None), normalised:
+    in_process when it is unset."""
+    chosen = ExecutionSettings.from_environ(environ).executor
+    return chosen.strip().lower().replace("-", "_")
 
 
 def steps_run_in_process() -> bool:
@@ -41,7 +43,6 @@ def steps_run_in_process() -> bool:
 
 def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
     """The executor that `PENGUINS_EXECUTOR` names, in-process when it is unset."""
-    environ = os.environ if environ is None else environ
     choice = executor_choice(environ)
     if choice == "in_process":
         return dg.in_process_executor
@@ -55,7 +56,7 @@ def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDe
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
+    given = ExecutionSettings.from_environ(environ).executor
     raise ExecutorChoiceError(
-        f"{EXECUTOR_VARIABLE}={environ.get(EXECUTOR_VARIABLE)!r} names no executor; "
-        f"choose one of {', '.join(CHOICES)}"
+        f"{EXECUTOR_VARIABLE}={given!r} names no executor; choose one of {', '.join(CHOICES)}"
     )

@@ -9,13 +9,13 @@ report against the training data, whose numbers become the checks that close the
 failed `production_accuracy`, or drift that persists, requests retraining (`defs/sensors.py`).
 
 No production data, or no labels yet, is a normal state of a new deployment: the assets then
-materialize and say so, and the checks that have nothing to judge are left unevaluated.
+materialize and say so, and the checks that have nothing to judge are left unevaluated. The
+rules themselves live in `monitoring/`; this module wires them to Dagster.
 """
 
 import logging
-import math
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,16 +31,13 @@ from penguins_platform.defs.resources import (
     Monitoring,
     SageMakerEndpoint,
 )
-from penguins_platform.project import resolve_path
+from penguins_platform.settings import AutomationSettings, variable
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from penguins_platform.monitoring.production import (
-        CaptureSource,
-        ProductionBatch,
-        Retention,
-    )
+    from penguins_platform.capture.contract import CaptureSource
+    from penguins_platform.monitoring.checks import Verdict
     from penguins_platform.monitoring.report import MonitoringSummary
 
 # Annotations stay evaluated here (no `from __future__ import annotations`): Dagster reads the
@@ -48,18 +45,8 @@ if TYPE_CHECKING:
 # is imported only inside the bodies.
 
 GROUP = "monitoring"
-NO_PRODUCTION_DATA = (
-    "no production data: no endpoint has captured a request yet; send some with "
-    "`make traffic`, then materialize again"
-)
-NO_LABELED_DATA = "no labeled data: no captured row has a ground-truth label yet"
-# Which source a production row came from, so its label goes back to the same place.
-SOURCE_COLUMN = "source"
 REPORT_KEY = dg.AssetKey("monitoring_report")
-
-
-class CaptureReadError(RuntimeError):
-    """A capture source could not be read; nothing was labeled or changed. Names the source."""
+DRIFT_PERSISTENCE = AutomationSettings().drift_persistence
 
 
 class ProductionDataConfig(dg.Config):
@@ -88,37 +75,40 @@ class MonitoringReportConfig(dg.Config):
     )
 
 
+def _bound(config: type[dg.Config], field: str) -> str:
+    """A check's bound as its spec describes it: the launchpad field, and its default."""
+    return f"`{field}` in the launchpad ({config.model_fields[field].default:g} by default)"
+
+
 def capture_sources(
-    model_name: str,
-    endpoint: LocalEndpoint,
-    sagemaker: SageMakerEndpoint,
-    log: logging.Logger,
+    model_name: str, local: LocalEndpoint, sagemaker: SageMakerEndpoint, log: logging.Logger
 ) -> dict[str, "CaptureSource"]:
     """Every enabled target's captured traffic, by target name."""
-    sources: dict[str, CaptureSource] = {}
-    local = endpoint.target(model_name, log).capture_source()
-    if local is not None:
-        sources["local"] = local
+    targets = {"local": local.target(model_name, log)}
     if sagemaker.enabled:
-        remote = sagemaker.target(model_name, log).capture_source()
-        if remote is not None:
-            sources["sagemaker"] = remote
-    return sources
+        targets["sagemaker"] = sagemaker.target(model_name, log)
+    sources = {name: target.capture_source() for name, target in targets.items()}
+    return {name: source for name, source in sources.items() if source is not None}
 
 
-def newest_rows(batches: dict[str, "ProductionBatch"], rows: int) -> "pd.DataFrame":
-    """The newest `rows` rows over all sources, oldest first, each tagged with its source."""
-    import pandas as pd
-
-    from penguins_platform.monitoring.production import PRODUCTION_COLUMNS
-
-    frames = [batch.rows.assign(**{SOURCE_COLUMN: name}) for name, batch in batches.items()]
-    frames = [frame for frame in frames if len(frame)]
-    if not frames:
-        return pd.DataFrame(columns=[*PRODUCTION_COLUMNS, SOURCE_COLUMN])
-    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    combined = combined.sort_values("captured_at", kind="stable").tail(rows)
-    return combined.reset_index(drop=True)
+def check_result(
+    asset: str,
+    name: str,
+    verdict: "Verdict",
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
+    """A monitoring verdict as Dagster's check result; mappings and lists become JSON."""
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=verdict.passed,
+        severity=severity,
+        description=verdict.description,
+        metadata={
+            key: dg.MetadataValue.json(value) if isinstance(value, Mapping | list) else value
+            for key, value in verdict.metadata.items()
+        },
+    )
 
 
 def _time_range(rows: "pd.DataFrame") -> dict[str, metadata.Entry]:
@@ -128,6 +118,10 @@ def _time_range(rows: "pd.DataFrame") -> dict[str, metadata.Entry]:
         "oldest_captured_at": rows["captured_at"].iloc[0].isoformat(),
         "newest_captured_at": rows["captured_at"].iloc[-1].isoformat(),
     }
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines[:10])
 
 
 @dg.asset(
@@ -141,15 +135,17 @@ def _time_range(rows: "pd.DataFrame") -> dict[str, metadata.Entry]:
         dg.AssetCheckSpec(
             "capture_health",
             asset="production_data",
-            description="Requests arrive, and the endpoints capture every one: no write "
-            "failures, spilled or lost rows, and no corrupt rows in the store.",
+            description="Requests arrived within "
+            f"{_bound(ProductionDataConfig, 'recent_hours')} hours, and the endpoints capture "
+            "every one: no write failures, spilled or lost rows, and no corrupt rows in the "
+            "store.",
         )
     ],
 )
 def production_data(
     context: dg.AssetExecutionContext,
     config: ProductionDataConfig,
-    endpoint: LocalEndpoint,
+    local: LocalEndpoint,
     sagemaker: SageMakerEndpoint,
     monitoring: Monitoring,
     mlflow: MlflowTracking,
@@ -157,170 +153,99 @@ def production_data(
     """The newest captured predictions of every enabled endpoint: features, prediction,
     confidence, the version that answered, and the label once one is known.
 
-    When a retention is configured (PENGUINS_CAPTURE_RETENTION_DAYS / _ROWS), older rows are
-    deleted first and counted here, so nothing disappears unseen.
+    When a retention is configured, older rows are deleted first and counted here, so nothing
+    disappears unseen.
     """
-    sources = capture_sources(mlflow.registered_model_name, endpoint, sagemaker, context.log)
+    from penguins_platform.monitoring import checks
+    from penguins_platform.monitoring.production import (
+        NO_PRODUCTION_DATA,
+        describe_retention,
+        read_production,
+    )
+
+    model_name = mlflow.registered_model_name
+    sources = capture_sources(model_name, local, sagemaker, context.log)
     retention = monitoring.retention()
     now = datetime.now(UTC)
-    removed = {}
-    batches: dict[str, ProductionBatch] = {}
-    health = {}
-    for name, source in sources.items():
-        try:
-            if retention.enabled:
-                removed[name] = source.apply_retention(retention, now)
-            batches[name] = source.read_newest(config.rows)
-            health[name] = source.health()
-        except Exception as error:
-            raise CaptureReadError(f"could not read the {source.label}: {error}") from error
-    rows = newest_rows(batches, config.rows)
-    skipped = sum(batch.skipped for batch in batches.values())
-    examples = [example for batch in batches.values() for example in batch.skipped_examples]
-    if skipped:
+    production = read_production(sources, config.rows, retention, now)
+    rows = production.rows
+    if production.skipped:
+        examples = "; ".join(production.skipped_examples[:3])
         context.log.warning(
-            f"skipped {skipped} corrupt captured rows; for example: {'; '.join(examples[:3])}"
+            f"skipped {production.skipped} corrupt captured rows; for example: {examples}"
         )
     if retention.enabled:
         context.log.info(
-            f"retention ({_describe_retention(retention)}) removed "
-            + ", ".join(f"{count} rows from the {name} store" for name, count in removed.items())
+            f"retention ({describe_retention(retention)}) removed "
+            + ", ".join(f"{n} rows from the {name} store" for name, n in production.removed.items())
         )
-    counters = endpoint.target(mlflow.registered_model_name, context.log).capture_counters()
-    check = capture_health(rows, health, counters, skipped, config.recent_hours, now)
     if rows.empty:
         context.log.warning(NO_PRODUCTION_DATA)
-    versions = rows["model_version"].value_counts().sort_index().to_dict()
+    counters = local.target(model_name, context.log).capture_counters()
+    health = checks.capture_health(production, counters, config.recent_hours, now)
     # An Output, not a MaterializeResult: Dagster compares a MaterializeResult's value with
     # a sentinel, which a DataFrame answers element by element.
     yield dg.Output(
         rows,
         metadata={
-            "status": NO_PRODUCTION_DATA if rows.empty else f"{len(rows)} rows",
+            "status": production.status,
             "row_count": len(rows),
             "labeled_count": int(rows["target"].notna().sum()),
             **_time_range(rows),
-            "versions_seen": dg.MetadataValue.json({str(k): int(v) for k, v in versions.items()}),
+            "versions_seen": dg.MetadataValue.json(production.versions_seen()),
             "sources": dg.MetadataValue.json(
                 {name: source.label for name, source in sources.items()}
             ),
-            "corrupt_rows_skipped": skipped,
+            "corrupt_rows_skipped": production.skipped,
             **(
-                {"corrupt_row_examples": dg.MetadataValue.md(_bullets(examples))} if skipped else {}
+                {"corrupt_row_examples": dg.MetadataValue.md(_bullets(production.skipped_examples))}
+                if production.skipped
+                else {}
             ),
-            "retention": _describe_retention(retention) if retention.enabled else "off",
-            "retention_removed_rows": sum(removed.values()),
+            "retention": describe_retention(retention),
+            "retention_removed_rows": sum(production.removed.values()),
             **({"newest_rows": metadata.preview_table(rows.iloc[::-1])} if len(rows) else {}),
         },
     )
-    yield check
-
-
-def _describe_retention(retention: "Retention") -> str:
-    parts = []
-    if retention.max_age_days is not None:
-        parts.append(f"{retention.max_age_days:g} days")
-    if retention.max_rows is not None:
-        parts.append(f"{retention.max_rows} rows")
-    return "keep at most " + " and ".join(parts) if parts else "off"
-
-
-def _bullets(lines: list[str]) -> str:
-    return "\n".join(f"- {line}" for line in lines[:10])
-
-
-def capture_health(
-    rows: "pd.DataFrame",
-    health: dict[str, object],
-    counters: dict[str, int] | None,
-    skipped: int,
-    recent_hours: float,
-    now: datetime,
-) -> dg.AssetCheckResult:
-    """Recent requests exist, and nothing failed to be captured: spill files, the running
-    endpoint's write failures and lost rows, and corrupt rows all count against it."""
-    problems = []
-    newest = max((h.newest_at for h in health.values() if h.newest_at is not None), default=None)
-    if newest is None:
-        problems.append("no request was ever captured")
-    elif now - newest > timedelta(hours=recent_hours):
-        problems.append(f"no request captured in the last {recent_hours:g} h (newest {newest})")
-    spilled = sum(h.spilled_rows for h in health.values())
-    if spilled:
-        problems.append(f"{spilled} rows spilled to the capture store's spill file")
-    live = counters or {}
-    for name, label in (
-        ("write_failures", "capture write failures"),
-        ("lost", "rows lost by the capture writer"),
-        ("queue_errors", "rows the endpoint could not queue for capture"),
-    ):
-        if live.get(name):
-            problems.append(f"{live[name]} {label} since the endpoint started")
-    if skipped:
-        problems.append(f"{skipped} corrupt rows skipped")
-    return dg.AssetCheckResult(
-        asset_key="production_data",
-        check_name="capture_health",
-        passed=not problems,
-        description="; ".join(problems) or f"{len(rows)} recent rows, every request captured",
-        metadata={
-            "newest_captured_at": newest.isoformat() if newest else "never",
-            "spilled_rows": spilled,
-            "corrupt_rows_skipped": skipped,
-            **{f"endpoint_{name}": value for name, value in live.items()},
-        },
-    )
+    yield check_result("production_data", "capture_health", health)
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"})
 def ground_truth_labels(
     context: dg.AssetExecutionContext,
     production_data,
-    endpoint: LocalEndpoint,
+    local: LocalEndpoint,
     sagemaker: SageMakerEndpoint,
     monitoring: Monitoring,
     mlflow: MlflowTracking,
 ) -> dg.Output:
-    """The production rows with their ground truth: the configured labeler (PENGUINS_LABELER)
-    labels the rows that have none yet, and the labels are written back to the store each row
-    came from, so a label is given once and kept."""
-    rows = production_data.copy()
-    unlabeled = rows[rows["target"].isna()]
-    already = len(rows) - len(unlabeled)
-    written = 0
-    if len(unlabeled):
-        labels = monitoring.make_labeler()(unlabeled).dropna()
-        sources = capture_sources(mlflow.registered_model_name, endpoint, sagemaker, context.log)
-        for name, keys in unlabeled.loc[labels.index].groupby(SOURCE_COLUMN)["key"]:
-            written += sources[name].write_labels(
-                dict(zip(keys, labels.loc[keys.index], strict=True))
-            )
-        rows.loc[labels.index, "target"] = labels
-    labeled = rows[rows["target"].notna()]
-    if rows.empty:
-        status = NO_PRODUCTION_DATA
-    elif labeled.empty:
-        status = NO_LABELED_DATA
-    else:
-        status = f"{len(labeled)} of {len(rows)} rows labeled"
-    context.log.info(f"{status}; {written} labels written now ({monitoring.describe_labeler()})")
-    agreement = float((labeled["target"] == labeled["prediction"]).mean()) if len(labeled) else None
+    """The production rows with their ground truth: the configured labeler labels the rows
+    that have none yet, and the labels are written back to the store each row came from, so
+    a label is given once and kept."""
+    from penguins_platform.monitoring.production import label_rows
+
+    unlabeled = int(production_data["target"].isna().sum())
+    sources = (
+        capture_sources(mlflow.registered_model_name, local, sagemaker, context.log)
+        if unlabeled
+        else {}
+    )
+    labeled = label_rows(production_data, monitoring.make_labeler(), sources)
+    labeler = monitoring.describe_labeler()
+    context.log.info(f"{labeled.status}; {labeled.written} labels written now ({labeler})")
+    agreement = labeled.agreement
     return dg.Output(
-        rows,
+        labeled.rows,
         metadata={
-            "status": status,
-            "labeler": monitoring.describe_labeler(),
-            "labeled_now": written,
-            "already_labeled": already,
-            "labeled_count": len(labeled),
-            "unlabeled_count": len(rows) - len(labeled),
-            **({"label_agreement": agreement} if agreement is not None else {}),
+            "status": labeled.status,
+            "labeler": labeler,
+            "labeled_now": labeled.written,
+            "already_labeled": labeled.already,
+            "labeled_count": len(labeled.labeled),
+            "unlabeled_count": len(labeled.rows) - len(labeled.labeled),
+            **({"label_agreement": round(agreement, 4)} if agreement is not None else {}),
         },
     )
-
-
-def report_path(report_dir: str, run_id: str, now: datetime) -> Path:
-    return resolve_path(report_dir) / f"{now:%Y%m%dT%H%M%SZ}-{run_id[:8]}.html"
 
 
 @dg.multi_asset(
@@ -340,15 +265,17 @@ def report_path(report_dir: str, run_id: str, now: datetime) -> Path:
         dg.AssetCheckSpec(
             "feature_drift",
             asset="monitoring_report",
-            description="The share of drifted features stays within drift_share (0.1): "
-            "production still looks like the training data. Warns; drift in "
-            f"{defaults.DRIFT_PERSISTENCE} evaluations in a row requests retraining.",
+            description="The share of drifted features stays within "
+            f"{_bound(MonitoringReportConfig, 'drift_share')}: production still looks like the "
+            f"training data. Warns; drift in {DRIFT_PERSISTENCE} evaluations in a row "
+            f"({variable(AutomationSettings, 'drift_persistence')}) requests retraining.",
         ),
         dg.AssetCheckSpec(
             "production_accuracy",
             asset="monitoring_report",
-            description="Accuracy on the labeled production rows stays at or above the "
-            "threshold (0.9). A failure requests retraining.",
+            description="Accuracy on the labeled production rows stays at or above "
+            f"{_bound(MonitoringReportConfig, 'accuracy_threshold')}. A failure requests "
+            "retraining.",
         ),
     ],
     can_subset=True,
@@ -361,6 +288,12 @@ def monitoring_report(
     monitoring: Monitoring,
     mlflow: MlflowTracking,
 ) -> Iterator[dg.MaterializeResult]:
+    from penguins_platform.monitoring import checks
+    from penguins_platform.monitoring.production import (
+        NO_LABELED_DATA,
+        NO_PRODUCTION_DATA,
+        report_path,
+    )
     from penguins_platform.monitoring.report import build_report
 
     rows = ground_truth_labels
@@ -371,17 +304,21 @@ def monitoring_report(
             metadata={"status": NO_PRODUCTION_DATA, "row_count": 0},
         )
         return
-    now = datetime.now(UTC)
-    html = report_path(monitoring.report_dir, context.run.run_id, now)
-    html.parent.mkdir(parents=True, exist_ok=True)
+    html = report_path(monitoring.report_folder(), context.run.run_id, datetime.now(UTC))
     summary = build_report(penguins, rows, drift_share=config.drift_share, html_path=html)
     served = str(rows["model_version"].iloc[-1])
     artifact = _log_report(context, mlflow, served, html)
-    checks = [drift_check(summary, config.drift_share)]
-    if summary.accuracy is None:
+    verdicts = {
+        "feature_drift": (
+            checks.feature_drift(summary, config.drift_share),
+            dg.AssetCheckSeverity.WARN,
+        ),
+    }
+    accuracy = checks.production_accuracy(summary, config.accuracy_threshold)
+    if accuracy is None:
         context.log.warning(f"{NO_LABELED_DATA}; production_accuracy is not evaluated")
     else:
-        checks.append(accuracy_check(summary, config.accuracy_threshold))
+        verdicts["production_accuracy"] = (accuracy, dg.AssetCheckSeverity.ERROR)
     selected = context.selected_asset_check_keys
     yield dg.MaterializeResult(
         asset_key="monitoring_report",
@@ -390,58 +327,23 @@ def monitoring_report(
             "row_count": summary.rows,
             "labeled_count": summary.labeled,
             "served_version": served,
-            "drift_share": summary.drift_share,
+            "drift_share": round(summary.drift_share, 4),
             "drifted_features": dg.MetadataValue.json(summary.drifted_features),
             # One float per feature, so the UI plots each p-value over time.
             **{
                 f"drift_p_value/{name}": p
-                for name, p in _p_values(summary).items()
+                for name, p in checks.p_values(summary).items()
                 if p is not None
             },
             **_quality_metadata(summary),
             "report_file": dg.MetadataValue.path(str(html)),
             **artifact,
         },
-        check_results=[c for c in checks if dg.AssetCheckKey(REPORT_KEY, c.check_name) in selected],
-    )
-
-
-def drift_check(summary: "MonitoringSummary", drift_share: float) -> dg.AssetCheckResult:
-    drifted = summary.drifted_features
-    return dg.AssetCheckResult(
-        asset_key="monitoring_report",
-        check_name="feature_drift",
-        passed=summary.drift_share <= drift_share,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{len(drifted)} of {len(summary.p_values)} features drifted"
-            + (f" ({', '.join(drifted)})" if drifted else "")
-            + f": share {summary.drift_share:.2f} against a bound of {drift_share:g}"
-        ),
-        metadata={
-            "drift_share": summary.drift_share,
-            "bound": drift_share,
-            "p_values": dg.MetadataValue.json(_p_values(summary)),
-            "methods": dg.MetadataValue.json(summary.drift_methods),
-        },
-    )
-
-
-def _p_values(summary: "MonitoringSummary") -> dict[str, float | None]:
-    """Per-feature p-values; None where a feature had no value to test (NaN is not JSON)."""
-    return {name: None if math.isnan(value) else value for name, value in summary.p_values.items()}
-
-
-def accuracy_check(summary: "MonitoringSummary", threshold: float) -> dg.AssetCheckResult:
-    accuracy = summary.accuracy
-    return dg.AssetCheckResult(
-        asset_key="monitoring_report",
-        check_name="production_accuracy",
-        passed=accuracy >= threshold,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"accuracy {accuracy:.4f} on {summary.labeled} labeled rows against a "
-        f"threshold of {threshold:g}",
-        metadata={"accuracy": accuracy, "threshold": threshold, "labeled_rows": summary.labeled},
+        check_results=[
+            check_result("monitoring_report", name, verdict, severity)
+            for name, (verdict, severity) in verdicts.items()
+            if dg.AssetCheckKey(REPORT_KEY, name) in selected
+        ],
     )
 
 

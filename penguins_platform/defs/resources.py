@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, TypeVar
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
 
-from penguins_platform import defaults
 from penguins_platform.deploy import azure, sagemaker
-from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
-from penguins_platform.project import DEFAULT_REPORT_DIR, resolve_path
+from penguins_platform.deploy.local import LocalTarget
+from penguins_platform.monitoring.settings import MonitoringSettings
+from penguins_platform.serving.settings import LocalEndpointSettings
+from penguins_platform.settings import Settings, setting, variable, variables
 from penguins_platform.tracking.store import MlflowStore
 
 if TYPE_CHECKING:
@@ -32,25 +33,23 @@ if TYPE_CHECKING:
     from penguins_platform.deploy.target import DeploymentTarget
     from penguins_platform.ml.evaluation import BackgroundFolds, FoldResult, FoldSplit
     from penguins_platform.ml.model import TrainingParameters
-    from penguins_platform.monitoring.labels import Labeler
-    from penguins_platform.monitoring.production import Retention
 
-Settings = TypeVar("Settings", bound=BaseModel)
+PlainSettings = TypeVar("PlainSettings", bound=BaseModel)
 
 
-def from_env(
-    resource: type[dg.ConfigurableResource], **variables: str
-) -> dict[str, dg.EnvVar | float]:
-    """`EnvVar(variable)` for each field whose variable is set, so the UI shows where a value
-    came from (and never a secret's value). A field whose variable is unset keeps its default.
+def from_env(resource: type[dg.ConfigurableResource]) -> dict[str, dg.EnvVar | float | str]:
+    """An `EnvVar` for each setting of `resource` whose environment variable is set (the
+    variables are declared with the settings, see `penguins_platform/settings.py`), so the UI
+    shows where a value came from, and never a secret's value. A setting whose variable is
+    unset keeps its default.
 
     Dagster's EnvVar resolves to text or, with `EnvVar.int`, an integer; a float or a choice
     field gets the variable's value itself, checked here so a typo fails with the variable's
     name.
     """
-    values: dict[str, dg.EnvVar | float] = {}
-    for field, variable in variables.items():
-        value = os.environ.get(variable)
+    values: dict[str, dg.EnvVar | float | str] = {}
+    for field, name in variables(resource).items():
+        value = os.environ.get(name)
         if not value:
             continue
         annotation = resource.model_fields[field].annotation
@@ -58,21 +57,21 @@ def from_env(
         if typing.get_origin(annotation) is Literal:
             choices = typing.get_args(annotation)
             if value not in choices:
-                raise ValueError(f"{variable}={value!r} is not one of {', '.join(choices)}")
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
             values[field] = value
         elif kinds == {int}:
-            values[field] = dg.EnvVar.int(variable)
+            values[field] = dg.EnvVar.int(name)
         elif kinds == {float}:
             try:
                 values[field] = float(value)
             except ValueError:
-                raise ValueError(f"{variable}={value!r} is not a number") from None
+                raise ValueError(f"{name}={value!r} is not a number") from None
         else:
-            values[field] = dg.EnvVar(variable)
+            values[field] = dg.EnvVar(name)
     return values
 
 
-def plain_settings(resource: BaseModel, settings: type[Settings]) -> Settings:
+def plain_settings(resource: BaseModel, settings: type[PlainSettings]) -> PlainSettings:
     """The settings part of a resource as the plain object the Dagster-free code takes."""
     return settings.model_validate(resource.model_dump(include=set(settings.model_fields)))
 
@@ -135,7 +134,7 @@ class AssetStorageError(RuntimeError):
     """The configured asset bucket cannot be used; the message names it."""
 
 
-class AssetStorage(dg.ConfigurableIOManagerFactory):
+class AssetStorage(dg.ConfigurableIOManagerFactory, Settings):
     """Where asset values pass between steps: S3 when a bucket is set, this machine otherwise.
 
     Locally it is Dagster's filesystem I/O manager under the instance's storage folder. With a
@@ -144,10 +143,13 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
     starts, so loading the definitions never imports dagster_aws (about 2 s on its own).
     """
 
-    bucket: str | None = Field(
-        default=None, description="S3 bucket for asset values; unset keeps them on this machine."
+    bucket: str | None = setting(
+        "PENGUINS_IO_BUCKET",
+        None,
+        "S3 bucket for asset values, so steps in separate tasks or pods share them; unset keeps "
+        "them on this machine.",
     )
-    prefix: str = Field(default="dagster", description="Key prefix under the bucket.")
+    prefix: str = setting("PENGUINS_IO_PREFIX", "dagster", "Key prefix under the bucket.")
     s3: S3Storage = Field(default_factory=S3Storage, description="The S3 client's settings.")
 
     def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
@@ -167,9 +169,10 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
         try:
             s3.get_client().head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
+            name = variable(AssetStorage, "bucket")
             raise AssetStorageError(
-                f"the asset storage bucket {self.bucket!r} (PENGUINS_IO_BUCKET) cannot be "
-                f"used: {error}. Create it, or fix PENGUINS_IO_BUCKET and the S3 credentials."
+                f"the asset storage bucket {self.bucket!r} ({name}) cannot be "
+                f"used: {error}. Create it, or fix {name} and the S3 credentials."
             ) from None
         return S3PickleIOManager(s3_resource=s3, s3_bucket=self.bucket, s3_prefix=self.prefix)
 
@@ -228,7 +231,7 @@ class AzureMLEndpoint(dg.ConfigurableResource, azure.AzureSettings):
         return azure.AzureTarget(self.ml_client(), settings, self.registrar(), model_name, log)
 
 
-class FoldWorkers(dg.ConfigurableResource):
+class FoldWorkers(dg.ConfigurableResource, Settings):
     """How many cross-validation folds train at once inside the run's own process.
 
     With the in-process executor Dagster runs one step at a time, so `split_folds` starts
@@ -238,10 +241,12 @@ class FoldWorkers(dg.ConfigurableResource):
     Kubernetes) each fold is a process of its own already, and each step trains its own.
     """
 
-    workers: int = Field(
-        default=0,
-        description="Folds training at once: 0 means one per CPU core this process may use "
-        "(on one core, one after another); 1 turns the background threads off.",
+    workers: int = setting(
+        "PENGUINS_FOLD_WORKERS",
+        0,
+        "Cross-validation folds training at once in the run's process: 0 means one per CPU "
+        "core this process may use (on one core, one after another); 1 turns the background "
+        "threads off.",
     )
     _background: BackgroundFolds | None = PrivateAttr(default=None)
 
@@ -275,63 +280,8 @@ class FoldWorkers(dg.ConfigurableResource):
             self._background.close()
 
 
-class Monitoring(dg.ConfigurableResource):
+class Monitoring(dg.ConfigurableResource, MonitoringSettings):
     """How production rows get their ground truth, how long captured rows are kept, and
-    where the monitoring reports go. Deployment-wide settings, so they come from the
-    environment; each evaluation's thresholds are run config of the monitoring assets."""
-
-    labeler: Literal["simulated", "csv"] = Field(
-        default="simulated",
-        description="simulated: the prediction with probability ground_truth_quality, for "
-        "demos; csv: the labels in labels_csv, joined on the request id.",
-    )
-    labels_csv: str | None = Field(
-        default=None, description="CSV of request_id, [row,] species (relative: project root)."
-    )
-    ground_truth_quality: float = Field(
-        default=defaults.GROUND_TRUTH_QUALITY,
-        ge=0.0,
-        le=1.0,
-        description="The simulated labeler's share of labels equal to the prediction.",
-    )
-    label_seed: int = Field(default=defaults.SEED, description="The simulated labeler's seed.")
-    # No bounds declared on these two: Dagster checks a field against its EnvVar's
-    # placeholder (0) before it reads the variable; `retention()` refuses a bad bound instead.
-    retention_days: float | None = Field(
-        default=None, description="Delete captured rows older than this; unset: keep."
-    )
-    retention_rows: int | None = Field(
-        default=None, description="Keep at most this many captured rows; unset: all."
-    )
-    report_dir: str = Field(
-        default=str(DEFAULT_REPORT_DIR),
-        description="Folder for the HTML reports (relative: project root).",
-    )
-
-    def retention(self) -> Retention:
-        from penguins_platform.monitoring.production import Retention
-
-        try:
-            return Retention(max_age_days=self.retention_days, max_rows=self.retention_rows)
-        except ValueError as error:
-            raise ValueError(
-                f"{error} (PENGUINS_CAPTURE_RETENTION_DAYS, PENGUINS_CAPTURE_RETENTION_ROWS)"
-            ) from None
-
-    def make_labeler(self) -> Labeler:
-        """The configured labeler; the CSV one needs its file, and says so."""
-        from penguins_platform.monitoring import labels
-
-        if self.labeler == "csv":
-            if not self.labels_csv:
-                raise ValueError(
-                    "PENGUINS_LABELER=csv needs PENGUINS_LABELS_CSV, the CSV of request_id, "
-                    "[row,] species"
-                )
-            return labels.csv_labels(resolve_path(self.labels_csv))
-        return labels.simulated_labels(self.ground_truth_quality, seed=self.label_seed)
-
-    def describe_labeler(self) -> str:
-        if self.labeler == "csv":
-            return f"labels from {self.labels_csv}"
-        return f"simulated, quality {self.ground_truth_quality:g}"
+    where the monitoring reports go (`MonitoringSettings`). Deployment-wide settings, so they
+    come from the environment; each evaluation's thresholds are run config of the monitoring
+    assets."""

@@ -3,7 +3,6 @@ monitoring that finds production worse than training requests retraining, at mos
 cool-down."""
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -21,15 +20,13 @@ from penguins_platform.defs.jobs import (
     training_job,
 )
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
-from penguins_platform.defs.schedules import automation_on
+from penguins_platform.settings import AutomationSettings, variable
 from penguins_platform.tracking import credentials
 
 if TYPE_CHECKING:
     from penguins_platform.defs.event_log import CheckEvaluation
 
-SENSOR_INTERVAL_SECONDS = int(
-    os.environ.get("PENGUINS_SENSOR_INTERVAL", defaults.SENSOR_INTERVAL_SECONDS)
-)
+AUTOMATION = AutomationSettings()
 
 
 def read_cursor(cursor: str | None) -> int:
@@ -53,7 +50,7 @@ def enabled_targets(sagemaker: SageMakerEndpoint, azure: AzureMLEndpoint) -> lis
 
 @dg.sensor(
     job=deployment_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=AUTOMATION.sensor_interval,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Polls the MLflow registry and deploys each new version that passed the blocking checks "
@@ -113,10 +110,8 @@ def new_model_version_sensor(
     )
 
 
-RETRAINING_COOLDOWN_HOURS = float(
-    os.environ.get("PENGUINS_RETRAINING_COOLDOWN_HOURS") or defaults.RETRAINING_COOLDOWN_HOURS
-)
-DRIFT_PERSISTENCE = int(os.environ.get("PENGUINS_DRIFT_PERSISTENCE") or defaults.DRIFT_PERSISTENCE)
+RETRAINING_COOLDOWN_HOURS = AUTOMATION.retraining_cooldown_hours
+DRIFT_PERSISTENCE = AUTOMATION.drift_persistence
 ACCURACY_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "production_accuracy")
 DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "feature_drift")
 
@@ -169,14 +164,16 @@ def last_retraining_request(instance: dg.DagsterInstance) -> float | None:
     job=training_job,
     minimum_interval_seconds=defaults.RETRAINING_SENSOR_INTERVAL_SECONDS,
     default_status=(
-        dg.DefaultSensorStatus.RUNNING if automation_on() else dg.DefaultSensorStatus.STOPPED
+        dg.DefaultSensorStatus.RUNNING if AUTOMATION.schedules else dg.DefaultSensorStatus.STOPPED
     ),
     description=(
         "Requests retraining when production_accuracy fails, or when feature_drift fails in "
-        f"{DRIFT_PERSISTENCE} evaluations in a row (PENGUINS_DRIFT_PERSISTENCE); at most once "
-        f"per {RETRAINING_COOLDOWN_HOURS:g} h (PENGUINS_RETRAINING_COOLDOWN_HOURS). The new model "
-        "is gated by the training checks, then deployed by the deployment sensor. Stopped "
-        "unless PENGUINS_SCHEDULES=on."
+        f"{DRIFT_PERSISTENCE} evaluations in a row "
+        f"({variable(AutomationSettings, 'drift_persistence')}); at most once per "
+        f"{RETRAINING_COOLDOWN_HOURS:g} h "
+        f"({variable(AutomationSettings, 'retraining_cooldown_hours')}). The new model is "
+        "gated by the training checks, then deployed by the deployment sensor. Stopped unless "
+        f"{variable(AutomationSettings, 'schedules')}=on."
     ),
 )
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:

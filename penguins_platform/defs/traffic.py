@@ -32,12 +32,12 @@ class TrafficConfig(dg.Config):
 def send_sample_traffic(
     context: dg.OpExecutionContext,
     config: TrafficConfig,
-    endpoint: LocalEndpoint,
+    local: LocalEndpoint,
     sagemaker: SageMakerEndpoint,
     mlflow: MlflowTracking,
 ) -> dg.Output:
     """Send `requests` penguins drawn from the shipped data, `batch_size` per request."""
-    from penguins_platform.monitoring.traffic import (
+    from penguins_platform.traffic import (
         DRIFT_FEATURE,
         sample_records,
         send_traffic,
@@ -49,7 +49,7 @@ def send_sample_traffic(
             raise dg.Failure(f"SageMaker is not configured: {sagemaker.enable_hint}")
         target = sagemaker.target(mlflow.registered_model_name, context.log)
     else:
-        target = endpoint.target(mlflow.registered_model_name, context.log)
+        target = local.target(mlflow.registered_model_name, context.log)
     records = sample_records(
         shipped_penguins(), config.requests, drift=config.drift, seed=config.seed
     )

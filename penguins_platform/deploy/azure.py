@@ -15,20 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pydantic import BaseModel, Field
-
 from penguins_platform.deploy.target import DeployError, Deployment, Fact, InvokeError, Records
+from penguins_platform.settings import Settings, enable_hint, setting
 from penguins_platform.tracking.contract import MODEL_NAME_TAG, VERSION_TAG
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.ai.ml.entities import ManagedOnlineEndpoint
-
-ENABLE_HINT = (
-    "Disabled until configured: set AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and "
-    "AZURE_WORKSPACE (optionally AZURE_ENDPOINT, AZURE_INSTANCE_TYPE, AZURE_INSTANCE_COUNT); "
-    "credentials come from DefaultAzureCredential (az login, environment, managed identity)."
-)
 
 
 class AzureDeployError(DeployError):
@@ -58,15 +51,15 @@ class WorkspaceModelRegistrar:
         return f"azureml:{model.name}:{model.version}"
 
 
-class AzureSettings(BaseModel):
+class AzureSettings(Settings):
     """An Azure ML managed online endpoint. Disabled while the workspace is not named."""
 
-    subscription_id: str | None = Field(default=None, description="Azure subscription id.")
-    resource_group: str | None = Field(default=None, description="Resource group.")
-    workspace: str | None = Field(default=None, description="Azure ML workspace name.")
-    endpoint_name: str = Field(default="penguins", description="Online endpoint name.")
-    instance_type: str = Field(default="Standard_DS3_v2", description="Deployment VM size.")
-    instance_count: int = Field(default=1, description="Deployment instance count.")
+    subscription_id: str | None = setting("AZURE_SUBSCRIPTION_ID", None, "Azure subscription id.")
+    resource_group: str | None = setting("AZURE_RESOURCE_GROUP", None, "Resource group.")
+    workspace: str | None = setting("AZURE_WORKSPACE", None, "Azure ML workspace name.")
+    endpoint_name: str = setting("AZURE_ENDPOINT", "penguins", "Online endpoint name.")
+    instance_type: str = setting("AZURE_INSTANCE_TYPE", "Standard_DS3_v2", "Deployment VM size.")
+    instance_count: int = setting("AZURE_INSTANCE_COUNT", 1, "Deployment instance count.")
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +76,13 @@ class AzureSettings(BaseModel):
             resource_group_name=self.resource_group,
             workspace_name=self.workspace,
         )
+
+
+ENABLE_HINT = enable_hint(
+    AzureSettings,
+    required=("subscription_id", "resource_group", "workspace"),
+    note="credentials come from DefaultAzureCredential (az login, environment, managed identity)",
+)
 
 
 def deployment_name(endpoint: str, version: str) -> str:

@@ -13,11 +13,8 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
-from penguins_platform import defaults
 from penguins_platform.deploy.target import (
     DeployError,
     Deployment,
@@ -27,56 +24,13 @@ from penguins_platform.deploy.target import (
     LocalFile,
     Records,
 )
-from penguins_platform.project import DEFAULT_SERVING_DIR, resolve_path
 from penguins_platform.serving import service
 from penguins_platform.serving.contract import SMOKE_TEST_HEADER
+from penguins_platform.serving.settings import LocalEndpointSettings
+from penguins_platform.settings import variable
 
 if TYPE_CHECKING:
-    from penguins_platform.monitoring.sqlite_capture import SqliteCapture
-
-
-class LocalEndpointSettings(BaseModel):
-    """Where the endpoint listens, where it keeps its state, what it captures and refuses."""
-
-    host: str = Field(
-        default=defaults.ENDPOINT_HOST, description="Interface to bind; loopback by default."
-    )
-    port: int = Field(default=defaults.ENDPOINT_PORT, description="Port to listen on.")
-    state_dir: str = Field(
-        default=str(DEFAULT_SERVING_DIR),
-        description="Folder for the pid, log, admin token and models (relative: project root).",
-    )
-    capture: Literal["on", "off"] = Field(default="on", description="Capture every prediction.")
-    capture_uri: str | None = Field(
-        default=None, description="Capture store; default sqlite:///<state_dir>/capture.db."
-    )
-    max_rows: int = Field(
-        default=defaults.MAX_ROWS, description="Rows per request above which: 413."
-    )
-    max_body_bytes: int = Field(
-        default=defaults.MAX_BODY_BYTES, description="Request body size above which: 413."
-    )
-    startup_timeout_seconds: float = Field(
-        default=defaults.ENDPOINT_STARTUP_SECONDS, description="Wait for /health this long."
-    )
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def paths(self) -> service.EndpointPaths:
-        return service.EndpointPaths(resolve_path(self.state_dir))
-
-    def resolved_capture_uri(self) -> str | None:
-        if self.capture == "off":
-            return None
-        return self.capture_uri or f"sqlite:///{self.paths.state_dir / 'capture.db'}"
-
-    def server_options(self) -> service.ServerOptions:
-        return service.ServerOptions(
-            self.host, self.port, self.resolved_capture_uri(), self.max_rows, self.max_body_bytes
-        )
+    from penguins_platform.capture.sqlite import SqliteCapture
 
 
 def inference_dir(model_dir: Path) -> Path:
@@ -133,7 +87,7 @@ class LocalTarget:
                 raise service.EndpointError(
                     f"port {settings.port} on {settings.host} is taken by another service, "
                     f"which answers /health with {json.dumps(running)[:200]}; stop it, or set "
-                    "PENGUINS_ENDPOINT_PORT to a free port"
+                    f"{variable(LocalEndpointSettings, 'port')} to a free port"
                 )
             previous = str(running.get("model_version"))
             if previous == version and running.get("model_name") == self.model_name:
@@ -186,8 +140,7 @@ class LocalTarget:
 
     def capture_source(self) -> SqliteCapture | None:
         """The endpoint's capture store, which outlives the server; None when capture is off."""
-        from penguins_platform.monitoring.sqlite_capture import SqliteCapture
-        from penguins_platform.serving.capture import sqlite_path
+        from penguins_platform.capture.sqlite import SqliteCapture, sqlite_path
 
         uri = self.settings.resolved_capture_uri()
         return SqliteCapture(sqlite_path(uri)) if uri else None

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from penguins_platform.deploy.target import (
     DeployError,
@@ -33,24 +33,20 @@ from penguins_platform.deploy.target import (
     Records,
     TargetConfigError,
 )
+from penguins_platform.settings import Settings, enable_hint, setting, variable
 from penguins_platform.tracking.contract import MODEL_NAME_TAG, VERSION_TAG
 
 if TYPE_CHECKING:
     import boto3
     from botocore.client import BaseClient
 
-    from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
+    from penguins_platform.capture.sagemaker import SageMakerCapture
 
 SMOKE_TEST_ATTRIBUTE = "penguins-smoke-test"
 THROTTLING_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException",
                     "RequestLimitExceeded", "SlowDown"}  # fmt: skip
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-ENABLE_HINT = (
-    "Disabled until configured: set SAGEMAKER_EXECUTION_ROLE_ARN and SAGEMAKER_BUCKET "
-    "(optionally AWS_REGION, AWS_ROLE to assume, SAGEMAKER_ENDPOINT, SAGEMAKER_IMAGE_URI, "
-    "SAGEMAKER_INSTANCE_TYPE, SAGEMAKER_INSTANCE_COUNT, SAGEMAKER_DATA_CAPTURE_URI)."
-)
 
 
 class SageMakerConfigError(TargetConfigError):
@@ -65,7 +61,7 @@ class SageMakerTimeoutError(SageMakerDeployError):
     """The endpoint did not reach InService in time."""
 
 
-class SageMakerSettings(BaseModel):
+class SageMakerSettings(Settings):
     """A SageMaker real-time endpoint. Disabled while it has no execution role or bucket.
 
     Credentials come from boto3's usual chain (environment, profile, instance role) and,
@@ -73,23 +69,31 @@ class SageMakerSettings(BaseModel):
     through these settings, logs or metadata.
     """
 
-    endpoint_name: str = Field(default="penguins", description="SageMaker endpoint name.")
-    region: str = Field(default="us-east-1", description="AWS region of the endpoint.")
-    execution_role_arn: str | None = Field(
-        default=None, description="IAM role SageMaker runs the model with."
+    execution_role_arn: str | None = setting(
+        "SAGEMAKER_EXECUTION_ROLE_ARN", None, "IAM role SageMaker runs the model with."
     )
-    assume_role_arn: str | None = Field(
-        default=None, description="Role to assume for the deployment calls, if any."
+    artifact_bucket: str | None = setting(
+        "SAGEMAKER_BUCKET", None, "S3 bucket for the model.tar.gz of each version."
     )
-    artifact_bucket: str | None = Field(default=None, description="S3 bucket for model.tar.gz.")
-    instance_type: str = Field(default="ml.m4.xlarge", description="Endpoint instance type.")
-    instance_count: int = Field(default=1, description="Endpoint instance count.")
-    image_uri: str | None = Field(
-        default=None,
-        description="Serving image; default: this account's ECR mlflow-pyfunc:<mlflow version>.",
+    region: str = setting("AWS_REGION", "us-east-1", "AWS region of the endpoint.")
+    assume_role_arn: str | None = setting(
+        "AWS_ROLE", None, "Role to assume for the deployment calls, if any."
     )
-    data_capture_uri: str | None = Field(
-        default=None, description="s3:// URI for SageMaker data capture (100%, input and output)."
+    endpoint_name: str = setting("SAGEMAKER_ENDPOINT", "penguins", "SageMaker endpoint name.")
+    instance_type: str = setting(
+        "SAGEMAKER_INSTANCE_TYPE", "ml.m4.xlarge", "Endpoint instance type."
+    )
+    instance_count: int = setting("SAGEMAKER_INSTANCE_COUNT", 1, "Endpoint instance count.")
+    image_uri: str | None = setting(
+        "SAGEMAKER_IMAGE_URI",
+        None,
+        "Serving image; default: this account's ECR mlflow-pyfunc:<mlflow version>, pushed "
+        "with `mlflow sagemaker build-and-push-container`.",
+    )
+    data_capture_uri: str | None = setting(
+        "SAGEMAKER_DATA_CAPTURE_URI",
+        None,
+        "s3:// URI for SageMaker data capture (100%, input and output); unset: off.",
     )
     endpoint_url: str | None = Field(
         default=None, description="AWS API endpoint override, for emulators or private links."
@@ -114,16 +118,17 @@ class SageMakerSettings(BaseModel):
         if not _ROLE_ARN.match(self.execution_role_arn or ""):
             raise SageMakerConfigError(
                 f"execution role {self.execution_role_arn!r} is not an IAM role ARN "
-                "(arn:aws:iam::<account>:role/<name>); set SAGEMAKER_EXECUTION_ROLE_ARN"
+                f"(arn:aws:iam::<account>:role/<name>); set {_variable('execution_role_arn')}"
             )
         if self.assume_role_arn and not _ROLE_ARN.match(self.assume_role_arn):
             raise SageMakerConfigError(
-                f"role to assume {self.assume_role_arn!r} is not an IAM role ARN; fix AWS_ROLE"
+                f"role to assume {self.assume_role_arn!r} is not an IAM role ARN; fix "
+                f"{_variable('assume_role_arn')}"
             )
         if not _BUCKET.match(self.artifact_bucket or ""):
             raise SageMakerConfigError(
                 f"artifact bucket {self.artifact_bucket!r} is not an S3 bucket name; "
-                "set SAGEMAKER_BUCKET"
+                f"set {_variable('artifact_bucket')}"
             )
         if self.instance_count < 1:
             raise SageMakerConfigError(f"instance count {self.instance_count} must be at least 1")
@@ -149,6 +154,13 @@ class SageMakerSettings(BaseModel):
             aws_session_token=credentials["SessionToken"],
             region_name=self.region,
         )
+
+
+def _variable(field: str) -> str:
+    return variable(SageMakerSettings, field)
+
+
+ENABLE_HINT = enable_hint(SageMakerSettings, required=("execution_role_arn", "artifact_bucket"))
 
 
 def is_throttling(error: BaseException) -> bool:
@@ -265,7 +277,8 @@ class SageMakerTarget:
         except ClientError as error:
             raise SageMakerDeployError(
                 f"no mlflow-pyfunc:{tag} image in ECR ({aws_error_text(error)}); push it with "
-                "`mlflow sagemaker build-and-push-container`, or set SAGEMAKER_IMAGE_URI"
+                "`mlflow sagemaker build-and-push-container`, or set "
+                f"{_variable('image_uri')}"
             ) from error
         return f"{uri}:{tag}"
 
@@ -471,7 +484,7 @@ class SageMakerTarget:
             return None
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
+        from penguins_platform.capture.sagemaker import SageMakerCapture
 
         try:
             version = self.served_version()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from penguins_platform.monitoring.production import CaptureSource
+    from penguins_platform.capture.contract import CaptureSource
 
 # "started" and "swapped" are the local endpoint's words for "created" and "updated": there,
 # a process starts, or swaps the model it serves.

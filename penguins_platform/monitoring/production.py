@@ -1,230 +1,168 @@
-"""What production saw: one table shape for every capture source, and the filter that makes it.
+"""What production saw: the newest captured rows of every target, in one table, and their labels.
 
-Monitoring compares production with training and scores predictions against late labels. It
-must not care whether rows came from the local endpoint's SQLite store or from SageMaker data
-capture, so every source answers the same `ProductionBatch`. Stores hold whatever was written
-(SQLite's type affinity lets text into a REAL column), so `validate_rows` skips and counts
-corrupt rows instead of failing on them: one bad row must not stop a monitoring run.
+Each deployment target that captures its traffic is a `CaptureSource` (the local endpoint's
+store, SageMaker's data capture). Monitoring reads the newest rows of each, merges them by
+time and tags every row with the source it came from, so that a label goes back where its
+row lives. Retention, when one is set, is applied first and counted, so no row disappears
+unseen. A source that cannot be read fails the whole read, naming the source: a monitoring
+run on part of production would report on the wrong traffic.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from penguins_platform.ml import schema
-
-PRODUCTION_COLUMNS = (
-    "key",
-    "request_id",
-    "row",
-    "captured_at",
-    "model_version",
-    *schema.FEATURES,
-    "prediction",
-    "confidence",
-    "target",
+from penguins_platform.capture.contract import (
+    PRODUCTION_COLUMNS,
+    CaptureHealth,
+    CaptureSource,
+    ProductionBatch,
+    Retention,
 )
-UNKNOWN_VERSION = "unknown"
-MAX_SKIPPED_EXAMPLES = 5
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from penguins_platform.monitoring.labels import Labeler
+
+# Which source a production row came from, so its label goes back to the same place.
+SOURCE_COLUMN = "source"
+NO_PRODUCTION_DATA = (
+    "no production data: no endpoint has captured a request yet; send some with "
+    "`make traffic`, then materialize again"
+)
+NO_LABELED_DATA = "no labeled data: no captured row has a ground-truth label yet"
 
 
-class CaptureError(RuntimeError):
-    """A capture source that cannot be read or written: the message names it and the cause."""
+class CaptureReadError(RuntimeError):
+    """A capture source could not be read; nothing was labeled or changed. Names the source."""
 
 
 @dataclass(frozen=True, eq=False)  # a DataFrame has no truth value, so no generated __eq__
-class ProductionBatch:
-    """Production rows, oldest first, and what was skipped on the way."""
+class ProductionData:
+    """The newest rows of every source, and what reading them found on the way."""
 
-    rows: pd.DataFrame  # PRODUCTION_COLUMNS, typed as `validate_rows` returns them
-    skipped: int  # corrupt rows left out
-    skipped_examples: list[str]  # up to MAX_SKIPPED_EXAMPLES one-line reasons
-    source: str  # what was read, for messages: "capture store /x/capture.db"
-
-    @classmethod
-    def empty(cls, source: str) -> ProductionBatch:
-        rows, _, _ = validate_rows(pd.DataFrame(columns=list(PRODUCTION_COLUMNS)))
-        return cls(rows, 0, [], source)
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long captured rows are kept: by age, by count, or both (both None: forever)."""
-
-    max_age_days: float | None = None
-    max_rows: int | None = None
-
-    def __post_init__(self) -> None:
-        # Zero would delete every captured row at each evaluation: surely not what was meant.
-        if self.max_age_days is not None and not self.max_age_days > 0:
-            raise ValueError(
-                f"a retention of {self.max_age_days} days would delete every row; give more "
-                "than 0 days, or leave it unset to keep every row"
-            )
-        if self.max_rows is not None and self.max_rows < 1:
-            raise ValueError(
-                f"a retention of {self.max_rows} rows would delete every row; keep at least "
-                "1 row, or leave it unset to keep every row"
-            )
+    rows: pd.DataFrame  # PRODUCTION_COLUMNS and SOURCE_COLUMN, oldest first
+    skipped: int  # corrupt rows left out, over every source
+    skipped_examples: list[str]  # why, one line each
+    removed: dict[str, int]  # rows the retention removed, by source
+    health: dict[str, CaptureHealth]  # by source
 
     @property
-    def enabled(self) -> bool:
-        return self.max_age_days is not None or self.max_rows is not None
+    def newest_at(self) -> datetime | None:
+        """When the newest row of any source was captured; None when none ever was."""
+        stamps = [h.newest_at for h in self.health.values() if h.newest_at is not None]
+        return max(stamps, default=None)
 
-    def cutoff(self, now: datetime) -> datetime | None:
-        """Rows captured before this are too old; None when age is not bounded."""
-        if now.tzinfo is None:
-            raise ValueError(f"now must be timezone-aware (e.g. datetime.now(UTC)), got {now}")
-        if self.max_age_days is None:
+    @property
+    def status(self) -> str:
+        return NO_PRODUCTION_DATA if self.rows.empty else f"{len(self.rows)} rows"
+
+    def versions_seen(self) -> dict[str, int]:
+        """Rows per model version that answered them."""
+        counts = self.rows["model_version"].value_counts().sort_index()
+        return {str(version): int(count) for version, count in counts.items()}
+
+
+def read_production(
+    sources: Mapping[str, CaptureSource], rows: int, retention: Retention, now: datetime
+) -> ProductionData:
+    """The newest `rows` rows over `sources`, after applying `retention` to each."""
+    removed: dict[str, int] = {}
+    batches: dict[str, ProductionBatch] = {}
+    health: dict[str, CaptureHealth] = {}
+    for name, source in sources.items():
+        try:
+            if retention.enabled:
+                removed[name] = source.apply_retention(retention, now)
+            batches[name] = source.read_newest(rows)
+            health[name] = source.health()
+        except Exception as error:
+            raise CaptureReadError(f"could not read the {source.label}: {error}") from error
+    return ProductionData(
+        rows=newest_rows(batches, rows),
+        skipped=sum(batch.skipped for batch in batches.values()),
+        skipped_examples=[e for batch in batches.values() for e in batch.skipped_examples],
+        removed=removed,
+        health=health,
+    )
+
+
+def newest_rows(batches: Mapping[str, ProductionBatch], rows: int) -> pd.DataFrame:
+    """The newest `rows` rows over all sources, oldest first, each tagged with its source."""
+    import pandas as pd
+
+    frames = [batch.rows.assign(**{SOURCE_COLUMN: name}) for name, batch in batches.items()]
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        return pd.DataFrame(columns=[*PRODUCTION_COLUMNS, SOURCE_COLUMN])
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    combined = combined.sort_values("captured_at", kind="stable").tail(rows)
+    return combined.reset_index(drop=True)
+
+
+def describe_retention(retention: Retention) -> str:
+    """The retention in words, as the metadata and the log show it."""
+    parts = []
+    if retention.max_age_days is not None:
+        parts.append(f"{retention.max_age_days:g} days")
+    if retention.max_rows is not None:
+        parts.append(f"{retention.max_rows} rows")
+    return "keep at most " + " and ".join(parts) if parts else "off"
+
+
+@dataclass(frozen=True, eq=False)
+class LabeledRows:
+    """The production rows with every label known now, and how many were written this time."""
+
+    rows: pd.DataFrame  # as read, with `target` filled where a label is known
+    written: int  # labels written back to their sources now
+    already: int  # rows that had a label before
+
+    @property
+    def labeled(self) -> pd.DataFrame:
+        return self.rows[self.rows["target"].notna()]
+
+    @property
+    def status(self) -> str:
+        if self.rows.empty:
+            return NO_PRODUCTION_DATA
+        if self.labeled.empty:
+            return NO_LABELED_DATA
+        return f"{len(self.labeled)} of {len(self.rows)} rows labeled"
+
+    @property
+    def agreement(self) -> float | None:
+        """The share of labeled rows whose label is the prediction; None without labels."""
+        labeled = self.labeled
+        if labeled.empty:
             return None
-        return now - timedelta(days=self.max_age_days)
+        return float((labeled["target"] == labeled["prediction"]).mean())
 
 
-@dataclass(frozen=True)
-class CaptureHealth:
-    """Whether capture is flowing, cheap enough to ask on every monitoring run."""
-
-    newest_at: datetime | None  # newest captured row, None when nothing is captured
-    spilled_rows: int  # rows the writer could not store and put in its spill file
-    total_rows: int | None = None  # rows held, None when the source cannot count cheaply
-
-
-class CaptureSource(Protocol):
-    """Where production rows are read from, labeled and trimmed."""
-
-    @property
-    def label(self) -> str: ...
-
-    def read_newest(self, limit: int) -> ProductionBatch:
-        """The newest `limit` rows, oldest first; corrupt rows skipped and counted."""
-        ...
-
-    def write_labels(self, labels: Mapping[str, str]) -> int:
-        """Write species by row key where no label is stored yet; return rows written.
-        Labeling twice changes nothing (second call returns 0)."""
-        ...
-
-    def apply_retention(self, retention: Retention, now: datetime) -> int:
-        """Remove rows older than max_age_days, then all but the newest max_rows; return removed."""
-        ...
-
-    def health(self) -> CaptureHealth: ...
+def label_rows(
+    rows: pd.DataFrame, labeler: Labeler, sources: Mapping[str, CaptureSource]
+) -> LabeledRows:
+    """Label the rows that have no label yet, and write each label back to the source its row
+    came from (`SOURCE_COLUMN`), so that a label is given once and kept."""
+    rows = rows.copy()
+    unlabeled = rows[rows["target"].isna()]
+    written = 0
+    if len(unlabeled):
+        labels = labeler(unlabeled).dropna()
+        for name, keys in unlabeled.loc[labels.index].groupby(SOURCE_COLUMN)["key"]:
+            written += sources[name].write_labels(
+                dict(zip(keys, labels.loc[keys.index], strict=True))
+            )
+        rows.loc[labels.index, "target"] = labels
+    return LabeledRows(rows, written, already=len(rows) - len(unlabeled))
 
 
-def check_species(labels: Mapping[str, str]) -> None:
-    """Refuse a labels mapping with a value that is not a species, before anything is written."""
-    unknown = sorted({str(v) for v in labels.values() if v not in schema.SPECIES})
-    if unknown:
-        raise ValueError(
-            f"labels hold {', '.join(map(repr, unknown))}, not a species; "
-            f"use one of {', '.join(schema.SPECIES)}"
-        )
-
-
-def _objects(values: Iterable[object]) -> np.ndarray:
-    return np.fromiter(values, dtype=object)
-
-
-def _strings(values: np.ndarray) -> np.ndarray:
-    return _objects(v if type(v) is str else str(v) for v in values)
-
-
-def _text(values: np.ndarray) -> np.ndarray:
-    """Text or None: a categorical column once numbers and NaN are normalised."""
-    return _objects(
-        None if v is None or (type(v) is float and math.isnan(v)) else v if type(v) is str
-        else str(v) for v in values
-    )  # fmt: skip
-
-
-def _numbers(values: np.ndarray) -> np.ndarray:
-    """Floats, NaN where a value is missing or not a number."""
-    try:
-        return values.astype(np.float64)  # None -> NaN; the common case, a few times faster
-    except (TypeError, ValueError):
-        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
-
-
-# datetime64[ns] spans 1677-2262; a stamp outside it is garbage, not a reason to fail.
-_TIME_BOUNDS = (pd.Timestamp.min.value // 1000 + 1, pd.Timestamp.max.value // 1000 - 1)
-
-
-def _parse_time(value: object) -> float:
-    try:
-        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _times(values: np.ndarray) -> pd.DatetimeIndex:
-    """ISO-8601 text to UTC times, NaT where it does not parse. `datetime.fromisoformat` in a
-    loop is ten times faster than pandas' ISO-8601 parser on 50,000 stamps."""
-    micros = np.round(np.fromiter(map(_parse_time, values), np.float64, len(values)) * 1e6)
-    valid = (micros >= _TIME_BOUNDS[0]) & (micros <= _TIME_BOUNDS[1])  # False for NaN
-    nanos = np.where(valid, micros * 1000, 0).astype(np.int64)
-    nanos[~valid] = np.iinfo(np.int64).min  # NaT
-    return pd.DatetimeIndex(nanos.view("datetime64[ns]")).tz_localize(UTC)
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def validate_rows(
-    frame: pd.DataFrame | Mapping[str, Sequence[object]], *, noun: str = "key"
-) -> tuple[pd.DataFrame, int, list[str]]:
-    """The production table from raw rows, the number of corrupt rows skipped, and why.
-
-    `frame` has PRODUCTION_COLUMNS, values as the source stored them: a DataFrame, or columns
-    of equal length (a source passes what it fetched, with no typed frame in between). A row
-    is corrupt when a numeric feature or the confidence is not a finite number, captured_at is
-    not an ISO-8601 time, the prediction or a present target is not a species, or row is not
-    an integer. Missing features are legitimate (the model imputes them) and stay None / NaN.
-    Whole columns at a time: about 5 µs a row (0.26 s for 50,000). `noun` names the key in the
-    reasons: "row id 17: body_mass_g is 'heavy', not a finite number".
-    """
-    raw = {name: _objects(frame[name]) for name in PRODUCTION_COLUMNS}
-    typed: dict[str, object] = {name: raw[name] for name in PRODUCTION_COLUMNS}
-    checks: list[tuple[str, np.ndarray, str]] = []
-
-    row = _numbers(raw["row"])
-    checks.append(("row", ~(np.isfinite(row) & (np.round(row) == row)), "not a row number"))
-    typed["captured_at"] = _times(raw["captured_at"])
-    checks.append(("captured_at", np.asarray(typed["captured_at"].isna()), "not an ISO-8601 time"))
-    for name in schema.NUMERIC_FEATURES:
-        typed[name] = number = _numbers(raw[name])
-        checks.append((name, pd.notna(raw[name]) & ~np.isfinite(number), "not a finite number"))
-    for name in schema.CATEGORICAL_FEATURES:
-        typed[name] = _text(raw[name])
-    species = pd.Index(schema.SPECIES)
-    checks.append(("prediction", species.get_indexer(raw["prediction"]) < 0, "not a species"))
-    typed["confidence"] = confidence = _numbers(raw["confidence"])
-    checks.append(("confidence", ~((confidence >= 0) & (confidence <= 1)), "not a probability"))
-    typed["target"] = target = _text(raw["target"])
-    checks.append(("target", pd.notna(target) & (species.get_indexer(target) < 0), "not a species"))
-
-    bad = np.zeros(len(raw["key"]), dtype=bool)
-    for _, mask, _ in checks:
-        bad |= mask
-    examples = []
-    for i in np.flatnonzero(bad)[:MAX_SKIPPED_EXAMPLES]:
-        column, _, expected = next(check for check in checks if check[1][i])
-        examples.append(f"{noun} {raw['key'][i]}: {column} is {_short(raw[column][i])}, {expected}")
-
-    keep = ~bad
-    version = raw["model_version"]
-    typed["model_version"] = np.where(pd.isna(version), UNKNOWN_VERSION, version)
-    for name in ("key", "request_id", "model_version"):
-        typed[name] = _strings(typed[name])
-    typed["row"] = np.where(keep, row, 0).astype(np.int64)
-    columns = {name: values[keep] for name, values in typed.items()}
-    return pd.DataFrame(columns, columns=list(PRODUCTION_COLUMNS)), int(bad.sum()), examples
+def report_path(report_dir: Path, run_id: str, now: datetime) -> Path:
+    """Where the report of the monitoring run `run_id` goes: one file a run, named so that
+    the folder lists them in time order."""
+    return report_dir / f"{now:%Y%m%dT%H%M%SZ}-{run_id[:8]}.html"

@@ -8,76 +8,27 @@ counted and logged but no row is lost.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import queue
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from penguins_platform.ml import schema
+from penguins_platform.capture.contract import CAPTURED_COLUMNS, CapturedRow
+from penguins_platform.capture.sqlite import (
+    CREATE_TABLE,
+    INDEXES,
+    INSERT,
+    create_private,
+    spill_path,
+    sqlite_path,
+)
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = (
-    "request_id",
-    "row",
-    "captured_at",
-    "model_version",
-    *schema.FEATURES,
-    "prediction",
-    "confidence",
-    "flags",
-    "ignored_fields",
-    "target",
-)
-_FEATURE_COLUMNS = ", ".join(
-    f"{name} {'REAL' if name in schema.NUMERIC_FEATURES else 'TEXT'}" for name in schema.FEATURES
-)
-_CREATE = f"""
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    captured_at TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    {_FEATURE_COLUMNS},
-    prediction TEXT NOT NULL,
-    confidence REAL NOT NULL,
-    flags TEXT NOT NULL,
-    ignored_fields TEXT NOT NULL,
-    target TEXT
-)
-"""
-# Monitoring reads the newest rows by id (the rowid b-tree, no index needed) and retention cuts
-# by age: this index keeps both from scanning the store. captured_at is ISO-8601 in UTC, so text
-# order is time order. Idempotent, so every writer (and reader) can run it on connect.
-INDEXES = ("CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",)
-# One captured prediction, its values in the order of COLUMNS.
-CaptureRow = tuple[object, ...]
-_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _STOP = object()
-
-
-def sqlite_path(uri: str) -> Path:
-    """`sqlite:///abs/path.db` (or a plain path) to a Path; other schemes are not stores yet."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///"))
-    if "://" in uri:
-        raise ValueError(
-            f"capture store {uri!r} is not supported; use sqlite:///path/to/capture.db"
-        )
-    return Path(uri)
-
-
-def _create_private(path: Path) -> None:
-    """Create `path` readable by its owner alone, if it does not exist: it holds requests."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 @dataclass
@@ -94,17 +45,17 @@ class CaptureStore:
 
     def __init__(self, uri: str, batch_size: int = 500, retries: int = 3) -> None:
         self.path = sqlite_path(uri)
-        self.spill_path = self.path.with_suffix(self.path.suffix + ".spilled.jsonl")
+        self.spill_path = spill_path(self.path)
         self.batch_size = batch_size
         self.retries = retries
         self.stats = CaptureStats()
-        self._queue: queue.Queue[list[CaptureRow] | object] = queue.Queue()
+        self._queue: queue.Queue[list[CapturedRow] | object] = queue.Queue()
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[CaptureRow]) -> None:
+    def submit(self, rows: list[CapturedRow]) -> None:
         """Queue rows for writing; returns at once."""
         with self._lock:
             self.stats.submitted += len(rows)
@@ -129,10 +80,10 @@ class CaptureStore:
             }
 
     def _connect(self) -> sqlite3.Connection:
-        _create_private(self.path)
+        create_private(self.path)
         connection = sqlite3.connect(self.path, timeout=10)
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(_CREATE)
+        connection.execute(CREATE_TABLE)
         for index in INDEXES:
             connection.execute(index)
         connection.commit()
@@ -160,13 +111,13 @@ class CaptureStore:
             connection.close()
 
     def _write(
-        self, connection: sqlite3.Connection | None, batch: list[CaptureRow]
+        self, connection: sqlite3.Connection | None, batch: list[CapturedRow]
     ) -> sqlite3.Connection | None:
         for attempt in range(self.retries):
             try:
                 connection = connection or self._connect()
                 with connection:
-                    connection.executemany(_INSERT, batch)
+                    connection.executemany(INSERT, batch)
                 with self._lock:
                     self.stats.written += len(batch)
                 return connection
@@ -184,12 +135,12 @@ class CaptureStore:
         self._spill(batch)
         return connection
 
-    def _spill(self, batch: list[CaptureRow]) -> None:
+    def _spill(self, batch: list[CapturedRow]) -> None:
         try:
-            _create_private(self.spill_path)
+            create_private(self.spill_path)
             with self.spill_path.open("a", encoding="utf-8") as spill:
                 for row in batch:
-                    spill.write(json.dumps(dict(zip(COLUMNS, row, strict=True))) + "\n")
+                    spill.write(json.dumps(dict(zip(CAPTURED_COLUMNS, row, strict=True))) + "\n")
             with self._lock:
                 self.stats.spilled += len(batch)
             logger.error("spilled %d capture rows to %s", len(batch), self.spill_path)

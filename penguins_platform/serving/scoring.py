@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from penguins_platform.capture.contract import CapturedRow
 from penguins_platform.ml import schema
 from penguins_platform.ml.inference import InferenceModel, InvalidRecordError, Prediction
-from penguins_platform.serving.capture import CaptureRow, CaptureStore
+from penguins_platform.serving.capture import CaptureStore
 
 logger = logging.getLogger(__name__)
 INPUT_KEYS = ("inputs", "dataframe_records")
@@ -138,7 +139,7 @@ def parse_records(body: bytes, max_rows: int) -> list[object]:
 def capture_rows(
     records: list[dict[str, object]], answers: list[Prediction], ignored: list[list[str]],
     version: str, request_id: str,
-) -> list[CaptureRow]:  # fmt: skip
+) -> list[CapturedRow]:  # fmt: skip
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     rows = []
     for i, (record, answer) in enumerate(zip(records, answers, strict=True)):

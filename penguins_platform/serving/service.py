@@ -196,9 +196,12 @@ def start(
     """
     taken = describe_listener(options.host, options.port)
     if taken is not None:
+        from penguins_platform.serving.settings import LocalEndpointSettings
+        from penguins_platform.settings import variable
+
         raise EndpointError(
             f"port {options.port} on {options.host} is taken: {taken}; stop it, or set "
-            "PENGUINS_ENDPOINT_PORT to a free port"
+            f"{variable(LocalEndpointSettings, 'port')} to a free port"
         )
     paths.prepare()
     token = write_token(paths)

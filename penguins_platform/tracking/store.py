@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from penguins_platform import defaults
 from penguins_platform.project import default_tracking_uri
+from penguins_platform.settings import Settings, setting, variable
 from penguins_platform.tracking import credentials
 from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
 
@@ -30,35 +31,37 @@ class MlflowUnreachableError(ConnectionError):
     """The tracking store cannot be used. Raised before any step does work."""
 
 
-class MlflowStore(BaseModel):
+class MlflowStore(Settings):
     """Where runs and models go, and how to reach it."""
 
-    tracking_uri: str | None = Field(
-        default=None,
-        description=(
-            "MLflow tracking URI: sqlite:///path/mlflow.db or http(s)://host:port. "
-            "Unset: the local SQLite store in .mlflow/."
-        ),
+    tracking_uri: str | None = setting(
+        "MLFLOW_TRACKING_URI",
+        None,
+        "MLflow tracking URI: sqlite:///path/mlflow.db or http(s)://host:port. Unset: the "
+        "local SQLite store in .mlflow/.",
     )
-    experiment_name: str = Field(
-        default=defaults.EXPERIMENT_NAME, description="MLflow experiment of the training runs."
+    experiment_name: str = setting(
+        "MLFLOW_EXPERIMENT_NAME",
+        defaults.EXPERIMENT_NAME,
+        "MLflow experiment of the training runs.",
     )
-    registered_model_name: str = Field(
-        default=defaults.MODEL_NAME, description="Registered model that training adds versions to."
+    registered_model_name: str = setting(
+        "PENGUINS_MODEL_NAME",
+        defaults.MODEL_NAME,
+        "Registered model that training adds versions to, and every target labels what it "
+        "deploys with.",
     )
-    artifact_location: str | None = Field(
-        default=None,
-        description=(
-            "Artifact root of a new experiment. Unset: beside the database for a sqlite:// "
-            "store, the server's own choice for an http(s):// one."
-        ),
+    artifact_location: str | None = setting(
+        "MLFLOW_ARTIFACT_LOCATION",
+        None,
+        "Artifact root of a new experiment (`s3://...` works too). Unset: beside the database "
+        "for a sqlite:// store, the server's own choice for an http(s):// one.",
     )
-    ui_url: str | None = Field(
-        default=None,
-        description=(
-            "Base URL of the MLflow UI for links in metadata. Unset: the server itself for an "
-            f"http(s) store, {defaults.MLFLOW_UI_URL} (`make mlflow-ui`) for a SQLite one."
-        ),
+    ui_url: str | None = setting(
+        "MLFLOW_UI_URL",
+        None,
+        "Base URL of the MLflow UI for links in metadata. Unset: the server itself for an "
+        f"http(s) store, {defaults.MLFLOW_UI_URL} (`make mlflow-ui`) for a SQLite one.",
     )
     connect_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long the start-of-run reachability probe may wait."
@@ -128,7 +131,8 @@ class MlflowStore(BaseModel):
                 reason = credentials.scrub(str(getattr(error, "reason", error)), self.uri)
                 raise MlflowUnreachableError(
                     f"MLflow tracking server {self.display_uri} is unreachable ({reason}). "
-                    "Start it, or unset MLFLOW_TRACKING_URI to use the local SQLite store."
+                    f"Start it, or unset {variable(MlflowStore, 'tracking_uri')} to use the "
+                    "local SQLite store."
                 ) from None
 
     def client(self) -> MlflowClient:

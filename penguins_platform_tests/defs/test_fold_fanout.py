@@ -157,12 +157,12 @@ def test_fold_workers_start_nothing_under_a_step_executor(monkeypatch):
 
     from penguins_platform.defs.resources import FoldWorkers
     from penguins_platform.ml.evaluation import FoldSplit
-    from penguins_platform_tests.conftest import training_parameters
+    from penguins_platform.ml.model import TrainingParameters
 
     splits = [FoldSplit(n, [0], [1]) for n in (1, 2)]
     monkeypatch.setenv("PENGUINS_EXECUTOR", "multiprocess")
     resource = FoldWorkers(workers=2)
-    assert resource.start(pd.DataFrame(), splits, training_parameters()) == 1
+    assert resource.start(pd.DataFrame(), splits, TrainingParameters()) == 1
     monkeypatch.setenv("PENGUINS_EXECUTOR", "in_process")
     # Keras's per-step fit shares NumPy's global generator: never in threads.
-    assert resource.start(pd.DataFrame(), splits, training_parameters(steps_per_execution=1)) == 1
+    assert resource.start(pd.DataFrame(), splits, TrainingParameters(steps_per_execution=1)) == 1

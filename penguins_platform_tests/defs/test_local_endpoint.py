@@ -23,7 +23,7 @@ def endpoint(tmp_path_factory):
 
 
 def deploy(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
-    return run_deployment(registry, "local_endpoint", {"endpoint": endpoint}, **config)
+    return run_deployment(registry, "local_endpoint", {"local": endpoint}, **config)
 
 
 def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
@@ -96,7 +96,7 @@ def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoin
 def _checks_only(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
     """Run local_endpoint's checks alone, as the Checks tab's "Execute all" does."""
     instance, tracking = registry
-    defs = definitions_with(mlflow=tracking, endpoint=endpoint)
+    defs = definitions_with(mlflow=tracking, local=endpoint)
     return dg.materialize(
         defs.assets,
         selection=dg.AssetSelection.checks_for_assets(dg.AssetKey("local_endpoint")),

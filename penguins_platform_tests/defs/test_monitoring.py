@@ -29,7 +29,7 @@ def endpoint(registry, tmp_path_factory):
     """The local endpoint serving the champion, with its capture store."""
     resource = LocalEndpoint(port=free_port(), state_dir=str(tmp_path_factory.mktemp("serving")))
     try:
-        assert run_deployment(registry, "local_endpoint", {"endpoint": resource}).success
+        assert run_deployment(registry, "local_endpoint", {"local": resource}).success
         yield resource
     finally:
         service.stop(resource.paths)
@@ -44,7 +44,7 @@ def send(endpoint: LocalEndpoint, requests: int, drift: bool = False, seed: int 
     """Real traffic through HTTP, then wait until the endpoint's writer stored all of it."""
     import pandas as pd
 
-    from penguins_platform.monitoring.traffic import sample_records, send_traffic
+    from penguins_platform.traffic import sample_records, send_traffic
 
     before = service.health(endpoint.url)["capture"]["written"]
     records = sample_records(pd.read_csv(DATA_FILE), requests, drift=drift, seed=seed)
@@ -66,7 +66,7 @@ def monitor(registry, endpoint, reports, *, rows: int, quality: float = 1.0, **r
     instance, tracking = registry
     defs = definitions_with(
         mlflow=tracking,
-        endpoint=endpoint,
+        local=endpoint,
         monitoring=Monitoring(ground_truth_quality=quality, report_dir=str(reports)),
     )
     return defs.resolve_job_def("monitoring_job").execute_in_process(
@@ -233,7 +233,7 @@ def test_retention_removes_rows_and_counts_them(registry, endpoint, reports, tmp
     instance, tracking = registry
     defs = definitions_with(
         mlflow=tracking,
-        endpoint=copy,
+        local=copy,
         monitoring=Monitoring(retention_rows=15, report_dir=str(reports)),
     )
     result = defs.resolve_job_def("monitoring_job").execute_in_process(
@@ -283,12 +283,7 @@ def test_the_monitoring_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("PENGUINS_GROUND_TRUTH_QUALITY", "0.65")
     monkeypatch.setenv("PENGUINS_CAPTURE_RETENTION_ROWS", "1000")
     monkeypatch.setenv("PENGUINS_LABELER", "csv")
-    values = from_env(
-        Monitoring,
-        ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY",
-        retention_rows="PENGUINS_CAPTURE_RETENTION_ROWS",
-        labeler="PENGUINS_LABELER",
-    )
+    values = from_env(Monitoring)
     settings = Monitoring(**values).process_config_and_initialize()
     assert (settings.ground_truth_quality, settings.retention_rows) == (0.65, 1000)
     assert settings.retention().enabled
@@ -297,7 +292,7 @@ def test_the_monitoring_settings_come_from_the_environment(monkeypatch):
         settings.make_labeler()
     monkeypatch.setenv("PENGUINS_GROUND_TRUTH_QUALITY", "most")
     with pytest.raises(ValueError, match="PENGUINS_GROUND_TRUTH_QUALITY='most' is not a number"):
-        from_env(Monitoring, ground_truth_quality="PENGUINS_GROUND_TRUTH_QUALITY")
+        from_env(Monitoring)
 
 
 def test_retention_is_off_by_default():
@@ -313,7 +308,7 @@ def test_a_retention_that_would_delete_everything_is_refused(settings):
 def test_the_traffic_job_sends_real_requests_that_are_captured(registry, endpoint):
     instance, tracking = registry
     before = service.health(endpoint.url)["capture"]["written"]
-    defs = definitions_with(mlflow=tracking, endpoint=endpoint)
+    defs = definitions_with(mlflow=tracking, local=endpoint)
     result = defs.resolve_job_def("traffic_job").execute_in_process(
         run_config={"ops": {"send_sample_traffic": {"config": {"requests": 25, "batch_size": 10}}}},
         instance=instance,
@@ -326,7 +321,7 @@ def test_the_traffic_job_sends_real_requests_that_are_captured(registry, endpoin
 def test_the_traffic_job_fails_and_says_so_when_nothing_answers(registry, tmp_path):
     instance, tracking = registry
     nobody = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
-    defs = definitions_with(mlflow=tracking, endpoint=nobody)
+    defs = definitions_with(mlflow=tracking, local=nobody)
     result = defs.resolve_job_def("traffic_job").execute_in_process(
         instance=instance, raise_on_error=False
     )

@@ -7,19 +7,22 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 from dagster._utils.schedules import cron_string_iterator
 
 from penguins_platform import defaults
 from penguins_platform.definitions import defs
-from penguins_platform.defs.schedules import SCHEDULES_VARIABLE, default_status, training_schedule
+from penguins_platform.defs.schedules import default_status, training_schedule
+from penguins_platform.settings import AutomationSettings, variable, variables
 from penguins_platform_tests.conftest import REPO_ROOT
 
+SCHEDULES_VARIABLE = variable(AutomationSettings, "schedules")
 # The variables the schedule module reads when it is imported.
-SCHEDULE_VARIABLES = (
-    SCHEDULES_VARIABLE,
-    "PENGUINS_TRAINING_SCHEDULE",
-    "PENGUINS_SCHEDULE_TIMEZONE",
-)
+SCHEDULE_VARIABLES = tuple(variables(AutomationSettings).values())
+
+
+def _status(environ: dict[str, str]) -> dg.DefaultScheduleStatus:
+    return default_status(AutomationSettings.from_environ(environ))
 
 
 def _loaded_schedule(**variables: str) -> dict:
@@ -57,10 +60,20 @@ def test_the_default_is_weekly_on_mondays_at_three_utc():
 
 def test_the_schedule_is_stopped_unless_schedules_are_on():
     assert training_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert default_status({}) == dg.DefaultScheduleStatus.STOPPED
-    assert default_status({SCHEDULES_VARIABLE: "off"}) == dg.DefaultScheduleStatus.STOPPED
+    assert _status({}) == dg.DefaultScheduleStatus.STOPPED
+    assert _status({SCHEDULES_VARIABLE: ""}) == dg.DefaultScheduleStatus.STOPPED
+    for value in ("off", "OFF", "false", "0", "no"):
+        assert _status({SCHEDULES_VARIABLE: value}) == dg.DefaultScheduleStatus.STOPPED
     for value in ("on", "ON", " true ", "1", "yes"):
-        assert default_status({SCHEDULES_VARIABLE: value}) == dg.DefaultScheduleStatus.RUNNING
+        assert _status({SCHEDULES_VARIABLE: value}) == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_switch_that_is_neither_on_nor_off_is_refused_naming_its_variable():
+    """A typo must not quietly leave production's schedules stopped."""
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match=rf"{SCHEDULES_VARIABLE}\n.*boolean"):
+        AutomationSettings.from_environ({SCHEDULES_VARIABLE: "maybe"})
 
 
 def test_production_settings_start_the_schedule_on_its_own_cron():

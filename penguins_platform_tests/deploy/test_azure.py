@@ -14,27 +14,19 @@ from penguins_platform_tests.conftest import (
 )
 
 
-@pytest.fixture
-def service(azure_service):
-    return azure_service
-
-
-@pytest.fixture
-def target(azure_target):
-    return azure_target
-
-
-def deploy(registry, target, **config) -> dg.ExecuteInProcessResult:
-    return run_deployment(registry, "azure_endpoint", {"azure": target}, **config)
+def deploy(registry, azure_target, **config) -> dg.ExecuteInProcessResult:
+    return run_deployment(registry, "azure_endpoint", {"azure": azure_target}, **config)
 
 
 def _traffic(fake) -> dict:
     return fake.endpoints["penguins"]["properties"].get("traffic", {})
 
 
-def test_creates_the_endpoint_and_moves_all_traffic_to_the_version(registry, target, service):
-    fake, _ = service
-    result = deploy(registry, target, version="2")
+def test_creates_the_endpoint_and_moves_all_traffic_to_the_version(
+    registry, azure_target, azure_service
+):
+    fake, _ = azure_service
+    result = deploy(registry, azure_target, version="2")
     assert result.success
     assert check_outcomes(result) == dict.fromkeys(
         ("serves_expected_version", "smoke_predictions_valid", "latency_under_bound"), True
@@ -46,29 +38,31 @@ def test_creates_the_endpoint_and_moves_all_traffic_to_the_version(registry, tar
     assert {i["deployment"] for i in fake.invocations} == {"penguins-2"}
 
 
-def test_a_new_version_takes_the_traffic_and_the_old_deployment_goes(registry, target, service):
-    fake, _ = service
-    assert deploy(registry, target, version="1").success
-    result = deploy(registry, target, version="2")
+def test_a_new_version_takes_the_traffic_and_the_old_deployment_goes(
+    registry, azure_target, azure_service
+):
+    fake, _ = azure_service
+    assert deploy(registry, azure_target, version="1").success
+    result = deploy(registry, azure_target, version="2")
     assert result.success
     assert materialization_metadata(result)["previous_deployment"] == "penguins-1"
     assert _traffic(fake) == {"penguins-2": 100}
     assert set(fake.deployments["penguins"]) == {"penguins-2"}
 
 
-def test_the_live_version_is_skipped(registry, target, service):
-    fake, _ = service
-    assert deploy(registry, target, version="2").success
+def test_the_live_version_is_skipped(registry, azure_target, azure_service):
+    fake, _ = azure_service
+    assert deploy(registry, azure_target, version="2").success
     puts = sum(1 for method, path in fake.calls if method == "PUT" and "/deployments/" in path)
-    result = deploy(registry, target, version="2")
+    result = deploy(registry, azure_target, version="2")
     assert result.success and materialization_metadata(result)["action"] == "unchanged"
     assert puts == sum(1 for m, p in fake.calls if m == "PUT" and "/deployments/" in p)
 
 
-def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(registry, target, service):
-    fake, _ = service
-    assert deploy(registry, target, version="2").success
-    result = deploy(registry, target, version="3")  # NaN weights
+def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(registry, azure_target, azure_service):
+    fake, _ = azure_service
+    assert deploy(registry, azure_target, version="2").success
+    result = deploy(registry, azure_target, version="3")  # NaN weights
     assert not result.success
     assert check_outcomes(result)["smoke_predictions_valid"] is False
     assert _traffic(fake) == {"penguins-2": 100}
@@ -76,12 +70,12 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(registry, target, s
 
 
 def test_failed_provisioning_keeps_the_old_deployment_and_removes_the_new(
-    registry, target, service
+    registry, azure_target, azure_service
 ):
-    fake, _ = service
-    assert deploy(registry, target, version="1").success
+    fake, _ = azure_service
+    assert deploy(registry, azure_target, version="1").success
     fake.fail_deployment_provisioning("penguins-2", "quota exceeded for Standard_DS3_v2")
-    result = deploy(registry, target, version="2")
+    result = deploy(registry, azure_target, version="2")
     assert not result.success
     error = result.failure_data_for_node("azure_endpoint").error
     assert "quota exceeded" in str(error.cause)
@@ -90,10 +84,10 @@ def test_failed_provisioning_keeps_the_old_deployment_and_removes_the_new(
     assert set(fake.deployments["penguins"]) == {"penguins-1"}
 
 
-def test_rolling_back_to_a_chosen_version(registry, target, service):
-    fake, _ = service
-    assert deploy(registry, target, version="2").success
-    assert deploy(registry, target, version="1").success
+def test_rolling_back_to_a_chosen_version(registry, azure_target, azure_service):
+    fake, _ = azure_service
+    assert deploy(registry, azure_target, version="2").success
+    assert deploy(registry, azure_target, version="1").success
     assert _traffic(fake) == {"penguins-1": 100}
 
 

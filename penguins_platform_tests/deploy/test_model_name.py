@@ -40,7 +40,7 @@ def test_a_non_default_model_name_reaches_every_target(
     _, tracking = registry
     assert tracking.registered_model_name == "penguins-deploy" != defaults.MODEL_NAME
     endpoint = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
-    resources = {"endpoint": endpoint, "sagemaker": target(moto_server), "azure": azure_target}
+    resources = {"local": endpoint, "sagemaker": target(moto_server), "azure": azure_target}
     try:
         for asset in ("local_endpoint", "sagemaker_endpoint", "azure_endpoint"):
             result = run_deployment(registry, asset, resources, version="2")

@@ -15,6 +15,7 @@ import pytest
 from penguins_platform.defs.resources import LocalEndpoint, Monitoring
 from penguins_platform.ml import schema
 from penguins_platform.serving.capture import CaptureStore
+from penguins_platform_tests.capture.test_sagemaker import ADELIE, GENTOO, capture_line
 from penguins_platform_tests.conftest import (
     DATA_FILE,
     check_outcomes,
@@ -22,7 +23,6 @@ from penguins_platform_tests.conftest import (
     run_deployment,
 )
 from penguins_platform_tests.deploy.conftest import BUCKET, target
-from penguins_platform_tests.monitoring.test_sagemaker_capture import ADELIE, GENTOO, capture_line
 from penguins_platform_tests.servers import free_port
 
 CAPTURE_URI = f"s3://{BUCKET}/capture"
@@ -110,7 +110,7 @@ def run_monitoring(
     predictions."""
     defs = definitions_with(
         mlflow=tracking,
-        endpoint=endpoint,
+        local=endpoint,
         sagemaker=sagemaker,
         monitoring=Monitoring(ground_truth_quality=1.0, report_dir=str(reports)),
     )
@@ -271,7 +271,7 @@ def test_a_deployed_endpoints_capture_is_credited_to_its_version_and_reported(
 ):
     import pandas as pd
 
-    from penguins_platform.monitoring.traffic import sample_records
+    from penguins_platform.traffic import sample_records
 
     instance, tracking = registry
     sagemaker = target(moto_server, data_capture_uri=CAPTURE_URI)

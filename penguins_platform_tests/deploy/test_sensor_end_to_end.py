@@ -16,7 +16,7 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
 ):
     endpoint = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
     sagemaker = target(moto_server)
-    resources = {"mlflow": mlflow_tracking, "endpoint": endpoint, "sagemaker": sagemaker,
+    resources = {"mlflow": mlflow_tracking, "local": endpoint, "sagemaker": sagemaker,
                  "azure": AzureMLEndpoint()}  # fmt: skip
     defs = definitions_with(**resources)
     cursor = None

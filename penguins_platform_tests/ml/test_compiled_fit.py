@@ -7,8 +7,8 @@ import pytest
 
 from penguins_platform import defaults
 from penguins_platform.ml.evaluation import cross_validate
-from penguins_platform.ml.model import predict_indices, train_model
-from penguins_platform_tests.conftest import DATA_FILE, training_parameters
+from penguins_platform.ml.model import TrainingParameters, predict_indices, train_model
+from penguins_platform_tests.conftest import DATA_FILE
 
 TOLERANCE = 1e-6
 
@@ -37,7 +37,7 @@ def _fit(features, **overrides):
     x, y = features
     epochs = []
     model, history = train_model(
-        x, y, training_parameters(epochs=12, **overrides),
+        x, y, TrainingParameters(epochs=12, **overrides),
         on_epoch_end=lambda epoch, logs: epochs.append((epoch, logs["loss"], logs["accuracy"])),
     )  # fmt: skip
     return model, history, epochs
@@ -77,8 +77,8 @@ def test_batches_that_divide_the_rows_or_exceed_them_match_per_step_fit(features
 def test_cross_validation_scores_match_per_step_dispatch(penguins):
     """The default recipe, five folds, both ways: every fold's score and the pooled
     confusion matrix agree."""
-    compiled = cross_validate(penguins, defaults.FOLDS, training_parameters())
-    per_step = cross_validate(penguins, defaults.FOLDS, training_parameters(steps_per_execution=1))
+    compiled = cross_validate(penguins, defaults.FOLDS, TrainingParameters())
+    per_step = cross_validate(penguins, defaults.FOLDS, TrainingParameters(steps_per_execution=1))
     for ours, theirs in zip(compiled.folds, per_step.folds, strict=True):
         assert ours.accuracy == pytest.approx(theirs.accuracy, abs=TOLERANCE)
         assert ours.loss == pytest.approx(theirs.loss, abs=TOLERANCE)
@@ -91,11 +91,11 @@ def test_fits_in_two_threads_equal_fits_one_after_another(features):
     concurrent fits cannot disturb each other."""
     x, y = features
     seeds = [1, 2, 3, 4]
-    alone = [_weights(train_model(x, y, training_parameters(epochs=8, seed=s))[0]) for s in seeds]
+    alone = [_weights(train_model(x, y, TrainingParameters(epochs=8, seed=s))[0]) for s in seeds]
     together: dict[int, np.ndarray] = {}
 
     def fit(seed: int) -> None:
-        together[seed] = _weights(train_model(x, y, training_parameters(epochs=8, seed=seed))[0])
+        together[seed] = _weights(train_model(x, y, TrainingParameters(epochs=8, seed=seed))[0])
 
     threads = [threading.Thread(target=fit, args=(seed,)) for seed in seeds]
     for thread in threads:
@@ -119,7 +119,7 @@ def test_same_seed_predicts_the_same_either_way(features, per_step):
 
 def test_no_rows_is_refused_clearly():
     with pytest.raises(ValueError, match="0 rows"):
-        train_model(np.zeros((0, 9), "float32"), np.zeros(0, "int64"), training_parameters())
+        train_model(np.zeros((0, 9), "float32"), np.zeros(0, "int64"), TrainingParameters())
 
 
 def test_fold_workers_follow_the_cores_this_process_may_use():
@@ -127,7 +127,7 @@ def test_fold_workers_follow_the_cores_this_process_may_use():
 
     from penguins_platform.ml.evaluation import fold_workers, usable_cores
 
-    compiled, per_step = training_parameters(), training_parameters(steps_per_execution=1)
+    compiled, per_step = TrainingParameters(), TrainingParameters(steps_per_execution=1)
     assert fold_workers(3, folds=5, parameters=compiled) == 3
     assert fold_workers(8, folds=5, parameters=compiled) == 5
     assert fold_workers(2, folds=5, parameters=per_step) == 1
@@ -142,7 +142,7 @@ def test_fold_workers_follow_the_cores_this_process_may_use():
 
 
 def test_cross_validation_in_threads_scores_as_one_after_another(penguins):
-    parameters = training_parameters(epochs=6)
+    parameters = TrainingParameters(epochs=6)
     alone = cross_validate(penguins, 4, parameters, workers=1)
     finished: list[int] = []
     threaded = cross_validate(
@@ -161,7 +161,7 @@ def test_closing_background_folds_stops_them_between_epochs(penguins):
     from penguins_platform.ml.compiled_fit import FitStopped
     from penguins_platform.ml.evaluation import BackgroundFolds, fold_splits
 
-    parameters = training_parameters(epochs=20_000)
+    parameters = TrainingParameters(epochs=20_000)
     splits = fold_splits(penguins, 4, parameters.seed)
     background = BackgroundFolds(workers=2)
     background.start(penguins, splits, parameters)

@@ -6,7 +6,8 @@ from penguins_platform import defaults
 from penguins_platform.ml import evaluation, schema
 from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
 from penguins_platform.ml.features import FittedTransformers, feature_records
-from penguins_platform_tests.conftest import DATA_FILE, training_parameters
+from penguins_platform.ml.model import TrainingParameters
+from penguins_platform_tests.conftest import DATA_FILE
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_cross_validation_never_fits_transformers_on_held_out_rows(cleaned, monk
         return original_fit(cls, df)
 
     monkeypatch.setattr(FittedTransformers, "fit", classmethod(recording_fit))
-    scores = evaluation.cross_validate(cleaned, 5, training_parameters(epochs=1))
+    scores = evaluation.cross_validate(cleaned, 5, TrainingParameters(epochs=1))
 
     everything = set(cleaned.index)
     held_out = [everything - rows for rows in fitted_on]
@@ -83,9 +84,9 @@ def test_cross_validation_never_fits_transformers_on_held_out_rows(cleaned, monk
 
 def test_cross_validation_refuses_too_few_rows_or_folds(cleaned):
     with pytest.raises(ValueError, match="at least 2 folds"):
-        evaluation.cross_validate(cleaned, 1, training_parameters(epochs=1))
+        evaluation.cross_validate(cleaned, 1, TrainingParameters(epochs=1))
     with pytest.raises(ValueError, match="cannot split 3 rows into 5 folds"):
-        evaluation.cross_validate(cleaned.head(3), 5, training_parameters(epochs=1))
+        evaluation.cross_validate(cleaned.head(3), 5, TrainingParameters(epochs=1))
 
 
 def test_feature_records_are_json_ready_with_null_for_missing(cleaned):

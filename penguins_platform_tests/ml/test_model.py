@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from penguins_platform.ml.model import build_model, evaluate_model, import_keras, train_model
-from penguins_platform_tests.conftest import training_parameters
+from penguins_platform.ml.model import (
+    TrainingParameters,
+    build_model,
+    evaluate_model,
+    import_keras,
+    train_model,
+)
 
 
 def test_keras_runs_on_jax():
@@ -31,7 +36,7 @@ def test_training_learns_separable_classes_and_reports_every_epoch():
     x, y = _separable_data()
     epochs_seen = []
     model, history = train_model(
-        x, y, training_parameters(epochs=30, learning_rate=0.1),
+        x, y, TrainingParameters(epochs=30, learning_rate=0.1),
         on_epoch_end=lambda epoch, logs: epochs_seen.append((epoch, "loss" in logs)),
     )  # fmt: skip
     assert epochs_seen == [(e, True) for e in range(1, 31)]
@@ -43,7 +48,7 @@ def test_training_learns_separable_classes_and_reports_every_epoch():
 
 def test_same_seed_gives_the_same_model():
     x, y = _separable_data()
-    parameters = training_parameters(epochs=3, seed=1)
+    parameters = TrainingParameters(epochs=3, seed=1)
     first, _ = train_model(x, y, parameters)
     second, _ = train_model(x, y, parameters)
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):

@@ -6,18 +6,20 @@ import threading
 
 import pytest
 
+from penguins_platform.capture.contract import CAPTURED_COLUMNS
+from penguins_platform.capture.sqlite import sqlite_path
 from penguins_platform.serving import capture
-from penguins_platform.serving.capture import COLUMNS, CaptureStore, sqlite_path
+from penguins_platform.serving.capture import CaptureStore
 
 
 def _row(request_id: str, i: int) -> tuple:
-    values = {c: None for c in COLUMNS}
+    values = {c: None for c in CAPTURED_COLUMNS}
     values.update(
         request_id=request_id, row=i, captured_at="2026-01-01T00:00:00+00:00",
         model_version="1", island="Dream", prediction="Adelie", confidence=0.9,
         flags="[]", ignored_fields="[]",
     )  # fmt: skip
-    return tuple(values[c] for c in COLUMNS)
+    return tuple(values[c] for c in CAPTURED_COLUMNS)
 
 
 def _count(path) -> int:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from penguins_platform.capture.contract import PRODUCTION_COLUMNS, CaptureError, Retention
+from penguins_platform.capture.sagemaker import SageMakerCapture
 from penguins_platform.ml import schema
-from penguins_platform.monitoring.production import PRODUCTION_COLUMNS, CaptureError, Retention
-from penguins_platform.monitoring.sagemaker_capture import SageMakerCapture
 
 BUCKET = "capture-bucket"
 URI = f"s3://{BUCKET}/datacapture"

@@ -23,8 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from penguins_platform.ml import schema
-from penguins_platform.monitoring.production import (
+from penguins_platform.capture.contract import (
     MAX_SKIPPED_EXAMPLES,
     PRODUCTION_COLUMNS,
     UNKNOWN_VERSION,
@@ -33,8 +32,9 @@ from penguins_platform.monitoring.production import (
     ProductionBatch,
     Retention,
     check_species,
-    validate_rows,
 )
+from penguins_platform.capture.validation import validate_rows
+from penguins_platform.ml import schema
 
 GROUND_TRUTH = "ground-truth"  # Model Monitor's folder for labels, beside the endpoints' folders
 # Request bodies in MLflow's scoring protocol: records under one of these keys...

@@ -12,25 +12,29 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from penguins_platform.capture.contract import (
+    CAPTURED_COLUMNS,
+    PRODUCTION_COLUMNS,
+    CaptureError,
+    Retention,
+)
+from penguins_platform.capture.sqlite import INSERT, SqliteCapture
 from penguins_platform.ml import schema
-from penguins_platform.monitoring.production import PRODUCTION_COLUMNS, CaptureError, Retention
-from penguins_platform.monitoring.sqlite_capture import SqliteCapture
 from penguins_platform.serving import capture
-from penguins_platform.serving.capture import COLUMNS, CaptureStore
+from penguins_platform.serving.capture import CaptureStore
 from penguins_platform.serving.scoring import capture_rows
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 GENTOO = dict(schema.SAMPLE_PENGUIN)
 ADELIE = {"island": "Torgersen", "culmen_length_mm": 39.1, "culmen_depth_mm": 18.7,
           "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "sex": "MALE"}  # fmt: skip
-INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def request(records: list[dict], request_id: str, at: datetime = NOW, species: str = "Gentoo"):
     """The rows the endpoint captures for one request, stamped `at`."""
     answers = [{"prediction": species, "confidence": 0.9, "flags": []} for _ in records]
     rows = capture_rows(records, answers, [[] for _ in records], "7", request_id)
-    stamp = COLUMNS.index("captured_at")
+    stamp = CAPTURED_COLUMNS.index("captured_at")
     return [
         (*row[:stamp], at.isoformat(timespec="microseconds"), *row[stamp + 1 :]) for row in rows
     ]
@@ -47,9 +51,9 @@ def write(path, *requests) -> None:
 
 def insert_raw(path, **values) -> int:
     """One row by raw SQL, with whatever SQLite accepts: how corrupt rows get in."""
-    row = dict(zip(COLUMNS, request([GENTOO], "raw")[0], strict=True)) | values
+    row = dict(zip(CAPTURED_COLUMNS, request([GENTOO], "raw")[0], strict=True)) | values
     with sqlite3.connect(path) as connection:
-        cursor = connection.execute(INSERT, tuple(row[c] for c in COLUMNS))
+        cursor = connection.execute(INSERT, tuple(row[c] for c in CAPTURED_COLUMNS))
     connection.close()
     return cursor.lastrowid
 

@@ -7,16 +7,17 @@ import time
 import pytest
 
 from penguins_platform import cli, defaults
-from penguins_platform.deploy.local import LocalEndpointSettings, LocalTarget
+from penguins_platform.deploy.local import LocalTarget
 from penguins_platform.ml import schema
-from penguins_platform.monitoring.traffic import (
+from penguins_platform.serving import service
+from penguins_platform.serving.settings import LocalEndpointSettings
+from penguins_platform.traffic import (
     DRIFT_STANDARD_DEVIATIONS,
     GIVE_UP_AFTER,
     TrafficError,
     sample_records,
     send_traffic,
 )
-from penguins_platform.serving import service
 from penguins_platform_tests.servers import free_port
 from penguins_platform_tests.serving.conftest import launch_endpoint
 

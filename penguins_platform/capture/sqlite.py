@@ -1,30 +1,85 @@
-"""The local endpoint's capture store as a monitoring source.
+"""The local endpoint's capture store: its SQLite format, and reading it back for monitoring.
+
+The endpoint's writer (`serving/capture.py`) creates the table and appends to it; monitoring
+reads, labels and trims it through `SqliteCapture`. Both take the format from here.
 
 Monitoring runs while the endpoint keeps writing, against a store that grows without bound
 until retention trims it. So every query walks the rowid b-tree from the newest end or the
-captured_at index (`serving.capture.INDEXES`), never the whole table: reading the newest 500
-rows costs the same on a million rows as on ten thousand. Writes (labels, retention) are one
-short transaction each and wait for the endpoint's writer through SQLite's busy timeout.
+captured_at index (`INDEXES`), never the whole table: reading the newest 500 rows costs the
+same on a million rows as on ten thousand. Writes (labels, retention) are one short
+transaction each and wait for the endpoint's writer through SQLite's busy timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from penguins_platform.monitoring.production import (
+from penguins_platform.capture.contract import (
+    CAPTURED_COLUMNS,
     PRODUCTION_COLUMNS,
     CaptureError,
     CaptureHealth,
     ProductionBatch,
     Retention,
     check_species,
-    validate_rows,
 )
-from penguins_platform.serving.capture import INDEXES, sqlite_path
+from penguins_platform.ml import schema
+
+_FEATURE_COLUMNS = ", ".join(
+    f"{name} {'REAL' if name in schema.NUMERIC_FEATURES else 'TEXT'}" for name in schema.FEATURES
+)
+CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    captured_at TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    {_FEATURE_COLUMNS},
+    prediction TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    flags TEXT NOT NULL,
+    ignored_fields TEXT NOT NULL,
+    target TEXT
+)
+"""
+# Monitoring reads the newest rows by id (the rowid b-tree, no index needed) and retention cuts
+# by age: this index keeps both from scanning the store. captured_at is ISO-8601 in UTC, so text
+# order is time order. Idempotent, so every writer (and reader) can run it on connect.
+INDEXES = ("CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",)
+INSERT = (
+    f"INSERT INTO predictions ({', '.join(CAPTURED_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(CAPTURED_COLUMNS))})"
+)
+
+
+def sqlite_path(uri: str) -> Path:
+    """`sqlite:///abs/path.db` (or a plain path) to a Path; other schemes are not stores yet."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    if "://" in uri:
+        raise ValueError(
+            f"capture store {uri!r} is not supported; use sqlite:///path/to/capture.db"
+        )
+    return Path(uri)
+
+
+def spill_path(store: Path) -> Path:
+    """Where the writer puts rows the store refused: a JSON-lines file beside it."""
+    return store.with_suffix(store.suffix + ".spilled.jsonl")
+
+
+def create_private(path: Path) -> None:
+    """Create `path` readable by its owner alone, if it does not exist: it holds requests."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
 
 _READ = ("id", *(c for c in PRODUCTION_COLUMNS if c != "key"))
 _NEWEST = f"SELECT {', '.join(_READ)} FROM predictions ORDER BY id DESC LIMIT ?"
@@ -51,8 +106,7 @@ class SqliteCapture:
 
     def __init__(self, path: str | Path, busy_timeout: float = 10.0) -> None:
         self.path = sqlite_path(str(path))
-        # CaptureStore.spill_path: where the writer puts rows the store refused.
-        self.spill_path = self.path.with_suffix(self.path.suffix + ".spilled.jsonl")
+        self.spill_path = spill_path(self.path)
         self.busy_timeout = busy_timeout
 
     @property
@@ -60,6 +114,8 @@ class SqliteCapture:
         return f"capture store {self.path}"
 
     def read_newest(self, limit: int) -> ProductionBatch:
+        from penguins_platform.capture.validation import validate_rows
+
         if limit < 1:
             raise ValueError(f"limit must be a positive number of rows, got {limit}")
         with self._connect("read") as connection:
