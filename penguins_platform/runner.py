@@ -113,19 +113,23 @@ def run_job(
 
 @contextmanager
 def _mlflow_silenced(silence: bool) -> Iterator[None]:
-    """Keep MLflow's own lines ("Successfully registered model…", "Created version…") off
-    the terminal while the platform's progress prints there: MLflow prints them to stderr
-    itself, past any log level. `--verbose` keeps them."""
+    """Keep MLflow's own lines off the terminal while the platform's progress prints there:
+    its INFO and WARNING log lines, and the ones it prints to stderr past any log level
+    ("Successfully registered model…", "Created version…"). `--verbose` keeps them.
+
+    MLflow's own switch for event logs counts who asked, as its internal callers use it
+    too: a plain `disable_logging()` is undone by the first of them to finish.
+    """
     if not silence:
         yield
         return
-    from mlflow.utils import logging_utils
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when MLflow is imported
+    from mlflow.utils.autologging_utils.logging_and_warnings import (
+        MlflowEventsAndWarningsBehaviorGlobally as EventsAndWarnings,
+    )
 
-    logging_utils.disable_logging()
-    try:
+    with EventsAndWarnings(disable_event_logs=True, disable_warnings=False, reroute_warnings=False):
         yield
-    finally:
-        logging_utils.enable_logging()
 
 
 def report_failure(kind: str, result: dg.ExecuteInProcessResult) -> None:

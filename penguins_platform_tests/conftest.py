@@ -334,6 +334,9 @@ def _cloud_variables() -> tuple[str, ...]:
 CLOUD_VARIABLES = _cloud_variables()
 
 
+DAGSTER_DEV_SENSOR_INTERVAL = 5
+
+
 @pytest.fixture(scope="session")
 def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     """One `dagster dev` for the session, as `make dev` runs it, on its own instance, MLflow
@@ -358,6 +361,8 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
         "PENGUINS_ENDPOINT_PORT": str(endpoint_port),
         "PENGUINS_ENDPOINT_STATE_DIR": str(endpoint_paths.state_dir),
         "PENGUINS_REPORT_DIR": str(root / "reports"),
+        # The sensor looks at the registry every 5 s, not 30: the tests wait for its ticks.
+        "PENGUINS_SENSOR_INTERVAL": str(DAGSTER_DEV_SENSOR_INTERVAL),
     }
     command = [
         str(VENV_BIN / "dagster"), "dev",

@@ -8,12 +8,14 @@ import pytest
 from penguins_platform.defs.event_log import failure_reasons
 from penguins_platform.defs.resources import MlflowTracking, S3Storage
 from penguins_platform.ml import schema
+from penguins_platform.runner import report_failure
 from penguins_platform_tests.conftest import (
     DATA_FILE,
     model_versions,
     run_training,
     write_csv,
 )
+from penguins_platform_tests.readme import assert_shows
 from penguins_platform_tests.servers import free_port
 
 HEADER = ",".join(schema.REQUIRED_COLUMNS)
@@ -150,7 +152,7 @@ KNOB = "raw_penguins config `max_bytes`"
 
 
 def test_data_file_over_the_byte_bound_fails_before_it_is_read(
-    tmp_path, instance, mlflow_tracking, sqlite_store, model_name
+    tmp_path, instance, mlflow_tracking, sqlite_store, model_name, capsys
 ):
     """A sparse 4 GiB file under the default bound of 256 MiB: had it been read, the run would
     have spent gigabytes on it and failed on its content, not its size."""
@@ -164,7 +166,11 @@ def test_data_file_over_the_byte_bound_fails_before_it_is_read(
         "max_bytes of 256.0 MiB (268,435,456 bytes). Nothing was loaded.",
     )
     assert KNOB in "\n".join(failure_reasons(result.all_events))
-    assert "--max-data-bytes" in "\n".join(failure_reasons(result.all_events))
+    capsys.readouterr()  # Dagster's own console log of the run
+    report_failure("Training", result)  # what `make train` prints
+    assert_shows(
+        "data-over-max-bytes", capsys.readouterr().err, replace={"/tmp/huge.csv": str(path)}
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == set()
     assert model_versions(sqlite_store.tracking_uri, model_name) == []

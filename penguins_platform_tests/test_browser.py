@@ -15,7 +15,13 @@ import pytest
 
 from penguins_platform import defaults
 from penguins_platform.serving import service
-from penguins_platform_tests.conftest import LINEAGE_ASSETS, REPO_ROOT, DagsterDev, model_versions
+from penguins_platform_tests.conftest import (
+    DAGSTER_DEV_SENSOR_INTERVAL,
+    LINEAGE_ASSETS,
+    REPO_ROOT,
+    DagsterDev,
+    model_versions,
+)
 
 CHROMIUM = Path(os.environ.get("PENGUINS_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO_ROOT / "bench" / "results"
@@ -198,7 +204,7 @@ def test_the_sensor_is_running_and_its_cursor_shows_the_last_version(
     dagster_dev, materialize_all, page
 ):
     expected = f'{{"model": "{defaults.MODEL_NAME}", "last_version": 1}}'
-    deadline = time.monotonic() + 3 * defaults.SENSOR_INTERVAL_SECONDS + 30
+    deadline = time.monotonic() + 3 * DAGSTER_DEV_SENSOR_INTERVAL + 30
     while True:
         page.goto(f"{dagster_dev.url}{LOCATION}/sensors/new_model_version_sensor")
         page.get_by_text("Cursor").first.wait_for()

@@ -4,6 +4,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,55 @@ def test_loading_the_definitions_imports_nothing_heavy():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(done.stdout) == []
+
+
+def main_closure(lock_file: Path) -> set[str]:
+    """Every distribution `make train` installs: the project's dependencies without the `dev`
+    group, theirs, and those of the extras they ask for, from the lock file."""
+    import tomllib
+
+    packages = {
+        package["name"]: package for package in tomllib.loads(lock_file.read_text())["package"]
+    }
+    needed: set[str] = set()
+    stack = [{"name": "penguins-platform"}]
+    while stack:
+        wanted = stack.pop()
+        package = packages[wanted["name"]]
+        extras = package.get("optional-dependencies", {})
+        stack.extend(d for extra in wanted.get("extra", []) for d in extras.get(extra, []))
+        if wanted["name"] not in needed:
+            needed.add(wanted["name"])
+            stack.extend(package.get("dependencies", []))
+    return needed
+
+
+def test_every_import_of_the_package_comes_with_the_main_job_s_install():
+    """`make train` installs the platform without the test tools: a module the package
+    imports only through a test tool (as pydantic-settings once was) fails there alone."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    from penguins_platform_tests.conftest import REPO_ROOT
+
+    providers = packages_distributions()
+    closure = main_closure(REPO_ROOT / "uv.lock")
+    missing = {}
+    for path in (REPO_ROOT / "penguins_platform").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                if top == "penguins_platform" or top in sys.stdlib_module_names:
+                    continue
+                distributions = {d.lower().replace("_", "-") for d in providers.get(top, [])}
+                if not distributions & closure:
+                    missing.setdefault(top, set()).add(str(path.relative_to(REPO_ROOT)))
+    assert missing == {}, "imported by the package, installed only with the test tools"

@@ -1,12 +1,17 @@
-"""The README commands as a user runs them: `make train`, then `make serve/sample/stop`."""
+"""The README commands as a user runs them: `make train`, then `make serve/sample/stop`, with
+what they print held to what the README shows."""
 
 import json
 import os
+import platform
+import re
 
 import dagster as dg
 import pytest
 
+from penguins_platform.serving import service
 from penguins_platform_tests.conftest import model_versions
+from penguins_platform_tests.readme import assert_shows, matches_shown, shown, shown_json
 from penguins_platform_tests.servers import free_port
 
 
@@ -29,8 +34,7 @@ def user(tmp_path_factory, make):
 def test_make_train_registers_a_version_and_records_the_run(user):
     root, env, done = user
     assert done.returncode == 0, done.stderr[-3000:]
-    last_line = done.stdout.strip().splitlines()[-1]
-    assert last_line.startswith("Registered penguins version 1: cross-validated accuracy 0.9")
+    assert_shows("make-train", printed(done.stdout)[-1])
     home = root / "dagster_home"
     assert "nux:\n  enabled: false" in (home / "dagster.yaml").read_text()
     assert model_versions(env["MLFLOW_TRACKING_URI"], "penguins") == ["1"]
@@ -44,10 +48,9 @@ def test_make_train_registers_a_version_and_records_the_run(user):
 def test_make_train_with_a_high_threshold_exits_non_zero_and_says_why(tmp_path, make):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": store}
-    done = make("train", "--threshold", "0.99", "--epochs", "5", "--folds", "2", env=env)
+    done = make("train", "--threshold", "0.99", env=env)
     assert done.returncode != 0
-    assert "check trained_model:accuracy_threshold failed" in done.stderr
-    assert "is below the threshold 0.9900" in done.stderr
+    assert_shows("make-train-below-threshold", "\n".join(printed(done.stderr)[-3:]))
     assert model_versions(store, "penguins") == []
 
 
@@ -66,18 +69,25 @@ def test_make_serve_then_sample_then_stop(user, make):
     assert answer["predictions"][0]["prediction"] == "Gentoo"
     assert answer["model_version"] == "1"
 
-    # The monitoring loop as the README shows it: traffic, then an evaluation of it.
-    sent = make("traffic", "--requests", "60", "--seed", "1", env=env)
-    assert sent.returncode == 0, sent.stderr[-3000:]
-    assert "Sent 60 rows in 6 requests" in sent.stdout and "60 answered, 0 failed" in sent.stdout
-    monitored = make("monitor", env=env)
-    assert monitored.returncode == 0, monitored.stderr[-3000:]
-    lines = monitored.stdout.strip().splitlines()
-    assert "capture_health: passed: 61 recent rows" in monitored.stdout  # and the sample
-    assert any(line.strip().startswith("feature_drift: ") for line in lines)
-    assert any(line.strip().startswith("production_accuracy: ") for line in lines)
+    # The monitoring loop as the README shows it: traffic, an evaluation, drifted traffic and
+    # an evaluation of that.
+    for args in readme_commands("monitoring-demo"):
+        done = make(*args, env=env)
+        assert done.returncode == 0, (args, done.stderr[-3000:])
+        if args[0] == "traffic":
+            assert "200 answered, 0 failed" in done.stdout, done.stdout
+        if args == ["monitor"]:  # the first evaluation: every row captured, no drift
+            assert "capture_health: passed: 201 recent rows" in done.stdout  # and the sample
+    lines = printed(done.stdout)
+    assert_shows("make-monitor", "\n".join(lines[:-1]))
     report = lines[-1].removeprefix("Report: ")
     assert report.startswith(str(root / "reports")) and os.path.getsize(report) > 100_000
+
+    # The request the README shows, and its answer.
+    request = re.search(r"-d '(.*)'", shown("command", "curl-invocations"), re.S)
+    assert request is not None, "the README's curl command has no -d '...' body"
+    status, body = service.request_json(f"{url}/invocations", json.loads(request.group(1)))
+    assert status == 200 and matches_shown(shown_json("curl-invocations"), body), body
 
     stopped = make("stop", env=env)
     assert f"Stopped the endpoint at {url}" in stopped.stdout
@@ -85,6 +95,30 @@ def test_make_serve_then_sample_then_stop(user, make):
     again = make("sample", env=env)
     assert again.returncode != 0
     assert "start one with `make serve`" in again.stderr
+
+
+def printed(text: str) -> list[str]:
+    """The lines a command printed, without make's own: the recipe it echoes before running
+    it, and its note when the recipe fails."""
+    return [
+        line
+        for line in text.splitlines()
+        if not line.startswith(("make: ", "make[", ".venv/bin/", ".uv/bin/"))
+    ]
+
+
+def readme_commands(name: str) -> list[list[str]]:
+    """The `make` commands of the README's command block `name`, as (target, *ARGS)."""
+    commands = []
+    for line in shown("command", name).splitlines():
+        command = line.split("#")[0].strip()
+        if not command.startswith("make "):
+            continue
+        target, _, rest = command.removeprefix("make ").partition(" ")
+        arguments = re.fullmatch(r'(?:ARGS="(.*)")?', rest.strip())
+        assert arguments is not None, f"cannot read the README command {line!r}"
+        commands.append([target, *(arguments.group(1) or "").split()])
+    return commands
 
 
 def test_make_monitor_before_training_says_what_to_run_first(tmp_path, make):
@@ -109,11 +143,8 @@ def test_make_serve_on_a_taken_port_says_so_in_one_message(user, make):
         other.shutdown()
         other.server_close()
     assert served.returncode != 0
-    reasons = [line for line in served.stderr.splitlines() if line.startswith("  ")]
-    assert len(reasons) == 1, served.stderr
-    assert f"port {port} on 127.0.0.1 is taken: an HTTP server answers there" in reasons[0]
-    assert "SimpleHTTP" in reasons[0]
-    assert "version None" not in served.stderr
+    here = {"8080": str(port), "3.11.7": platform.python_version()}
+    assert_shows("make-serve-taken-port", "\n".join(printed(served.stderr)), replace=here)
     assert "Traceback" not in served.stdout + served.stderr
 
 
@@ -162,7 +193,7 @@ def test_a_run_over_its_max_runtime_is_stopped_and_says_so(tmp_path, penguins_cl
     }
     done = penguins_cli("train", "--max-runtime", "3", env=env)
     assert done.returncode == 1
-    assert "training_job ran over its limit of 3 s (dagster/max_runtime)" in done.stderr
+    assert_shows("max-runtime", done.stderr.splitlines()[-1], replace={"600": "3"})
     assert model_versions(env["MLFLOW_TRACKING_URI"], "penguins") == []
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         [run] = instance.get_runs()

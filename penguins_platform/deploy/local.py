@@ -135,8 +135,17 @@ class LocalTarget:
             "previous_version": deployment.previous or "",
             "pid": service.read_pid(self.paths) or 0,
             "log": LocalFile(str(self.paths.log_file)),
-            "capture": self.settings.resolved_capture_uri() or "off",
+            "capture": self._capture_store(),
         }
+
+    def _capture_store(self) -> Fact:
+        """The capture store as a file the UI can show (`sqlite:////abs/path` reads badly)."""
+        uri = self.settings.resolved_capture_uri()
+        if uri is None:
+            return "off"
+        from penguins_platform.capture.sqlite import sqlite_path
+
+        return LocalFile(str(sqlite_path(uri)))
 
     def capture_source(self) -> SqliteCapture | None:
         """The endpoint's capture store, which outlives the server; None when capture is off."""

@@ -87,7 +87,7 @@ class SageMakerSettings(Settings):
     image_uri: str | None = setting(
         "SAGEMAKER_IMAGE_URI",
         None,
-        "Serving image; default: this account's ECR mlflow-pyfunc:<mlflow version>, pushed "
+        "Serving image; default: this account's ECR `mlflow-pyfunc:<mlflow version>`, pushed "
         "with `mlflow sagemaker build-and-push-container`.",
     )
     data_capture_uri: str | None = setting(

@@ -33,7 +33,7 @@ class LocalEndpointSettings(Settings):
         "PENGUINS_CAPTURE", "on", "Capture every prediction; `off` captures nothing."
     )
     capture_uri: str | None = setting(
-        "PENGUINS_CAPTURE_URI", None, "Capture store; default sqlite:///<state_dir>/capture.db."
+        "PENGUINS_CAPTURE_URI", None, "Capture store; default `sqlite:///<state_dir>/capture.db`."
     )
     max_rows: int = Field(
         default=defaults.MAX_ROWS, description="Rows per request above which: 413."

@@ -40,6 +40,8 @@ def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
     assert meta["smoke_accuracy"] >= 0.8
     assert 0 < meta["latency_p50_ms"] <= meta["latency_p99_ms"]
     assert len(meta["smoke_predictions"].records) == 5
+    # The store as a path, not as `sqlite:////…`, its URI's four slashes.
+    assert meta["capture"] == str(endpoint.paths.state_dir / "capture.db")
     assert service.health(endpoint.url)["model_version"] == "2"
 
 

@@ -23,6 +23,7 @@ import yaml
 from penguins_platform.instance_check import env_references
 from penguins_platform.project import PRODUCTION_INSTANCE
 from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN
+from penguins_platform_tests.readme import assert_shows
 from penguins_platform_tests.servers import free_port
 
 # What infra/cloudformation/dagster.yaml gives the services, with made-up account values. The
@@ -399,24 +400,28 @@ class Broken:
     variables: dict[str, str | None]  # None: unset
     says: tuple[str, ...]
     unknown_launcher_key: bool = False
+    readme_line: int | None = None  # the line of the README's example that shows this case
 
 
 BROKEN = {
     "missing-variable": Broken(
         {"DAGSTER_RUN_LOG_GROUP": None},
         ("DAGSTER_RUN_LOG_GROUP (at run_launcher.config.task_definition.log_group)",),
+        readme_line=0,
     ),
     "port-not-a-number": Broken(
-        {"DAGSTER_PG_PORT": "abc"}, ("storage.postgres", "DAGSTER_PG_PORT")
+        {"DAGSTER_PG_PORT": "abc"}, ("storage.postgres", "DAGSTER_PG_PORT"), readme_line=1
     ),
     "closed-port": Broken(
         {"DAGSTER_PG_PORT": "{port}"}, ("Connection refused", "127.0.0.1:{port}")
     ),
     "wrong-password": Broken(
-        {"DAGSTER_PG_PASSWORD": "not-the-password"}, ("password authentication failed",)
+        {"DAGSTER_PG_PASSWORD": "not-the-password"},
+        ("password authentication failed",),
+        readme_line=3,
     ),
     "unknown-launcher-key": Broken(
-        {}, ("run_launcher.config", 'unexpected config entry "task_role"'), True
+        {}, ("run_launcher.config", 'unexpected config entry "task_role"'), True, readme_line=2
     ),
 }
 
@@ -434,7 +439,7 @@ def _break(case: str, home: Path) -> tuple[dict[str, str | None], list[str]]:
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_check_instance_names_the_wrong_setting_in_one_line(
-    case, postgres_database, aws_credentials, production_home
+    case, postgres, postgres_database, aws_credentials, production_home
 ):
     variables, expected = _break(case, production_home)
     done = _run(CHECK_INSTANCE, production_home, **variables)
@@ -443,6 +448,11 @@ def test_check_instance_names_the_wrong_setting_in_one_line(
     assert line.startswith("check-instance: ")
     for text in expected:
         assert text in line, line
+    if BROKEN[case].readme_line is not None:
+        # The README's example is a database at db.internal:5432/dagster.
+        here = {"db.internal": postgres.host, "5432": str(postgres.port)}
+        here["/dagster as"] = f"/{postgres_database} as"
+        assert_shows("check-instance", line, replace=here, line=BROKEN[case].readme_line)
 
 
 @pytest.mark.parametrize(
