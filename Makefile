@@ -112,6 +112,7 @@ bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/production.py
 	$(BIN)/python bench/monitoring.py
 	$(BIN)/python bench/capture_store.py
+	$(BIN)/python bench/clean_clone.py
 
 clean:
 	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring .mypy_cache

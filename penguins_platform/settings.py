@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from penguins_platform import defaults
@@ -63,7 +62,11 @@ class EnvironmentSettings(BaseSettings):
 
 def variables(model: type[BaseModel]) -> dict[str, str]:
     """The environment variable of each field of `model` that has one, by field name."""
-    return {name: _variable(info) for name, info in model.model_fields.items() if _has(info)}
+    return {
+        name: info.validation_alias
+        for name, info in model.model_fields.items()
+        if isinstance(info.validation_alias, str)
+    }
 
 
 def variable(model: type[BaseModel], field: str) -> str:
@@ -77,22 +80,10 @@ def enable_hint(model: type[BaseModel], required: tuple[str, ...], note: str = "
     names = variables(model)
     needed = [names[field] for field in required]
     optional = [name for field, name in names.items() if field not in required]
-    text = f"Disabled until configured: set {', '.join(needed[:-1])} and {needed[-1]}"
-    if len(needed) == 1:
-        text = f"Disabled until configured: set {needed[0]}"
+    listed = f"{', '.join(needed[:-1])} and {needed[-1]}" if len(needed) > 1 else needed[0]
+    text = f"Disabled until configured: set {listed}"
     text += f" (optionally {', '.join(optional)})" if optional else ""
     return f"{text}{'; ' + note if note else ''}."
-
-
-def _has(info: FieldInfo) -> bool:
-    return isinstance(info.validation_alias, str)
-
-
-def _variable(info: FieldInfo) -> str:
-    alias = info.validation_alias
-    if isinstance(alias, AliasChoices | AliasPath) or alias is None:
-        raise TypeError(f"a setting's variable is one name, not {alias!r}")
-    return alias
 
 
 class AutomationSettings(EnvironmentSettings):
@@ -152,25 +143,25 @@ class ExecutionSettings(EnvironmentSettings):
 
 
 def display_default(value: object) -> str:
-    """A default as the README shows it: a path inside the checkout relative to it, unset
-    for None, on/off for a switch."""
+    """A default as the README shows it: unset for None, on/off for a switch, and a folder
+    inside the checkout relative to it (every path default is a folder: a state or report
+    folder), so the table reads the same in any clone."""
     if value is None:
         return "unset"
     if isinstance(value, bool):
-        return "off" if not value else "on"
+        return "on" if value else "off"
     if isinstance(value, float):
         return f"`{value:g}`"
-    if isinstance(value, str) and value.startswith(str(PROJECT_ROOT)):
-        relative = Path(value).relative_to(PROJECT_ROOT)
-        return f"`{relative}/`" if "." not in relative.name[1:] else f"`{relative}`"
+    if isinstance(value, str) and Path(value).is_relative_to(PROJECT_ROOT):
+        return f"`{Path(value).relative_to(PROJECT_ROOT)}/`"
     return f"`{value}`"
 
 
 def markdown_table(model: type[BaseModel]) -> str:
     """The README's table of `model`'s variables: variable, default, meaning."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for info in model.model_fields.values():
-        if _has(info):
-            default = display_default(info.get_default(call_default_factory=True))
-            lines.append(f"| `{_variable(info)}` | {default} | {info.description} |")
+    for field, name in variables(model).items():
+        info = model.model_fields[field]
+        default = display_default(info.get_default(call_default_factory=True))
+        lines.append(f"| `{name}` | {default} | {info.description} |")
     return "\n".join(lines)

@@ -68,15 +68,20 @@ def test_sampled_records_are_the_six_features_with_missing_values_as_null(cleane
     assert records != sample_records(cleaned, 2000, seed=2)
 
 
-def test_drift_adds_up_to_three_standard_deviations_to_body_mass_only(cleaned):
-    plain = sample_records(cleaned, 2000, seed=1)
-    drifted = sample_records(cleaned, 2000, drift=True, seed=1)
-    spread = DRIFT_STANDARD_DEVIATIONS * cleaned["body_mass_g"].std()
-    added = [
+def added_mass(plain: list[dict], drifted: list[dict]) -> list[float]:
+    """What drift added to each penguin's body mass, where it had one."""
+    return [
         d["body_mass_g"] - p["body_mass_g"]
         for p, d in zip(plain, drifted, strict=True)
         if p["body_mass_g"] is not None
     ]
+
+
+def test_drift_adds_up_to_three_standard_deviations_to_body_mass_only(cleaned):
+    plain = sample_records(cleaned, 2000, seed=1)
+    drifted = sample_records(cleaned, 2000, drift=True, seed=1)
+    spread = DRIFT_STANDARD_DEVIATIONS * cleaned["body_mass_g"].std()
+    added = added_mass(plain, drifted)
     assert all(1.0 <= noise < spread for noise in added)
     assert sum(added) / len(added) == pytest.approx(spread / 2, rel=0.05)
     others = [name for name in schema.FEATURES if name != "body_mass_g"]
@@ -110,11 +115,7 @@ def test_drifted_traffic_is_answered_and_captured_heavier(endpoint, cleaned):
     captured = newest_captured(endpoint, before + 60, 60)
     plain, drifted = captured[:30], captured[30:]
     spread = DRIFT_STANDARD_DEVIATIONS * cleaned["body_mass_g"].std()
-    added = [
-        d["body_mass_g"] - p["body_mass_g"]
-        for p, d in zip(plain, drifted, strict=True)
-        if p["body_mass_g"] is not None
-    ]
+    added = added_mass(plain, drifted)
     assert all(1.0 <= noise < spread for noise in added)
     assert sum(added) / len(added) > spread / 4, "drifted penguins are heavier on average"
     assert any("body_mass_g" in flag for row in drifted for flag in json.loads(row["flags"])), (

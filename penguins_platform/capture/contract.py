@@ -42,18 +42,11 @@ CAPTURED_COLUMNS = (
 # One captured prediction's values, in the order of CAPTURED_COLUMNS.
 CapturedRow = tuple[object, ...]
 
-# The production table that every source reads back: the captured columns monitoring uses,
-# and `key`, which addresses the row in its source, so that its label goes back there.
+# The production table that every source reads back: `key`, which addresses the row in its
+# source, so that its label goes back there, and the captured columns monitoring uses.
 PRODUCTION_COLUMNS = (
     "key",
-    "request_id",
-    "row",
-    "captured_at",
-    "model_version",
-    *schema.FEATURES,
-    "prediction",
-    "confidence",
-    "target",
+    *(name for name in CAPTURED_COLUMNS if name not in ("flags", "ignored_fields")),
 )
 UNKNOWN_VERSION = "unknown"
 MAX_SKIPPED_EXAMPLES = 5

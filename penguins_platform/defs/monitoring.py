@@ -76,8 +76,9 @@ class MonitoringReportConfig(dg.Config):
 
 
 def _bound(config: type[dg.Config], field: str) -> str:
-    """A check's bound as its spec describes it: the launchpad field, and its default."""
-    return f"`{field}` in the launchpad ({config.model_fields[field].default:g} by default)"
+    """A check's bound as its spec describes it: the launchpad field that sets it, and its
+    default. The spec cannot know what a run will set; each result names the bound it used."""
+    return f"`{field}` ({config.model_fields[field].default:g} unless the launchpad says)"
 
 
 def capture_sources(
@@ -135,7 +136,7 @@ def _bullets(lines: list[str]) -> str:
         dg.AssetCheckSpec(
             "capture_health",
             asset="production_data",
-            description="Requests arrived within "
+            description="Requests arrived in the last "
             f"{_bound(ProductionDataConfig, 'recent_hours')} hours, and the endpoints capture "
             "every one: no write failures, spilled or lost rows, and no corrupt rows in the "
             "store.",

@@ -1,10 +1,10 @@
 """Resources: the MLflow store, S3, where asset values live, and the three deployment targets.
 
 Each resource mixes in the plain settings class of what it configures (`MlflowStore`,
-`LocalEndpointSettings`, `SageMakerSettings`, `AzureSettings`), so every setting is declared
-once, with its default and its description, and the UI's resource page shows them all. The
-resources add only what Dagster needs: a reachability probe when a run starts, and the
-deployer that a target's settings build.
+`LocalEndpointSettings`, `SageMakerSettings`, `AzureSettings`, `MonitoringSettings`), so every
+setting is declared once, with its default, its description and the environment variable that
+sets it, and the UI's resource page shows them all. The resources add only what Dagster needs:
+a reachability probe when a run starts, and the deployer that a target's settings build.
 """
 
 from __future__ import annotations

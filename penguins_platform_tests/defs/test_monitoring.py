@@ -328,3 +328,29 @@ def test_the_traffic_job_fails_and_says_so_when_nothing_answers(registry, tmp_pa
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "requests in a row failed" in str(failure.step_failure_data.error)
+
+
+def test_check_descriptions_name_the_launchpad_field_of_their_bound():
+    """The UI's check descriptions name the config field that sets each bound and its default,
+    from the config class, not a number written into the text; each evaluation's own
+    description says the bound it was judged against."""
+    from penguins_platform.defs.monitoring import (
+        MonitoringReportConfig,
+        ProductionDataConfig,
+        monitoring_report,
+        production_data,
+    )
+
+    specs = {
+        spec.name: spec.description
+        for asset in (production_data, monitoring_report)
+        for spec in asset.check_specs
+    }
+    bounds = {
+        "capture_health": (ProductionDataConfig, "recent_hours"),
+        "feature_drift": (MonitoringReportConfig, "drift_share"),
+        "production_accuracy": (MonitoringReportConfig, "accuracy_threshold"),
+    }
+    for check, (config, field) in bounds.items():
+        default = config.model_fields[field].default
+        assert f"`{field}` ({default:g} unless the launchpad says)" in specs[check], specs[check]
