@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,7 +123,7 @@ class SqliteCapture:
                 return ProductionBatch.empty(f"{self.label} (does not exist yet)")
             records = connection.execute(_NEWEST, (limit,)).fetchall()
         records.reverse()
-        columns = {name: () for name in _READ}
+        columns: dict[str, Sequence[object]] = {name: () for name in _READ}
         if records:
             columns = dict(zip(_READ, zip(*records, strict=True), strict=True))
         columns["key"] = [str(i) for i in columns.pop("id")]
