@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 # Monitoring reads the newest rows by id (the rowid b-tree, no index needed) and retention cuts
 # by age: this index keeps both from scanning the store. captured_at is ISO-8601 in UTC, so text
 # order is time order. Idempotent, so every writer (and reader) can run it on connect.
-INDEXES = ("CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",)
+INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",
+)
 INSERT = (
     f"INSERT INTO predictions ({', '.join(CAPTURED_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(CAPTURED_COLUMNS))})"

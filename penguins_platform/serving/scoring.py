@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from penguins_platform.capture.contract import CapturedRow
 from penguins_platform.ml import schema
@@ -45,7 +45,7 @@ class Answer:
     """What the endpoint answers: an HTTP status and a JSON body."""
 
     status: int
-    body: dict[str, object]
+    body: dict[str, Any]  # JSON
 
 
 class ClientError(Exception):
