@@ -13,6 +13,7 @@ from penguins_platform_tests.conftest import (
     materialization_metadata,
     run_deployment,
     run_log,
+    step_error,
 )
 
 
@@ -79,7 +80,7 @@ def test_failed_provisioning_keeps_the_old_deployment_and_removes_the_new(
     fake.fail_deployment_provisioning("penguins-2", "quota exceeded for Standard_DS3_v2")
     result = deploy(registry, azure_target, version="2")
     assert not result.success
-    error = result.failure_data_for_node("azure_endpoint").error
+    error = step_error(result, "azure_endpoint")
     assert "quota exceeded" in str(error.cause)
     assert "deployment penguins-1 keeps all traffic" in str(error.cause)
     assert _traffic(fake) == {"penguins-1": 100}
