@@ -115,4 +115,4 @@ bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/clean_clone.py
 
 clean:
-	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring .mypy_cache
+	rm -rf $(VENV) .uv .dagster .mlflow .cache .serving .monitoring

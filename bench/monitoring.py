@@ -66,7 +66,7 @@ def definitions(**resources: object) -> dg.Definitions:
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        resources={**defs.resources, **resources},
+        resources={**(defs.resources or {}), **resources},
     )
 
 
@@ -128,7 +128,9 @@ class Monitor:
             raise RuntimeError(f"monitoring run {result.run_id} on {self.rows} rows failed")
         stats = {s.step_key: s for s in self.instance.get_run_step_stats(result.run_id)}
         for step in STEPS:
-            self.steps[step].append(stats[step].end_time - stats[step].start_time)
+            began, ended = stats[step].start_time, stats[step].end_time
+            assert began is not None and ended is not None, f"{step} did not finish"
+            self.steps[step].append(ended - began)
         return elapsed
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
 from penguins_platform import defaults
@@ -23,7 +23,7 @@ from penguins_platform.project import PROJECT_ROOT, default_tracking_uri, prepar
 from penguins_platform.runner import run_job
 
 if TYPE_CHECKING:
-    from penguins_platform.defs.resources import LocalEndpoint
+    from penguins_platform.defs.resources import LocalEndpoint, SageMakerEndpoint
     from penguins_platform.deploy.target import DeploymentTarget
 
 
@@ -130,7 +130,12 @@ def at_least_one(text: str) -> int:
     return number
 
 
-def run_options(args: argparse.Namespace) -> dict[str, object]:
+class RunOptions(TypedDict):
+    verbose: bool
+    max_runtime: float | None
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
     """The flags every command that runs a job shares."""
     return {"verbose": args.verbose, "max_runtime": args.max_runtime}
 
@@ -176,6 +181,7 @@ def serve(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     deployed = event_log.materialized_metadata(result, dg.AssetKey("local_endpoint"))
+    assert deployed is not None, "a run that succeeded deployed to the always-enabled target"
     endpoint = local_endpoint()
     print(
         f"Serving penguins version {deployed['serving_version']} at {endpoint.url} "
@@ -215,11 +221,15 @@ def monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_endpoint() -> LocalEndpoint:
-    """The endpoint resource as the definitions configure it, with its EnvVars resolved."""
+def configured(key: str) -> Any:
+    """The resource `key` as the definitions configure it, with its EnvVars resolved."""
     from penguins_platform.definitions import defs
 
-    return defs.resources["local"].process_config_and_initialize()
+    return (defs.resources or {})[key].process_config_and_initialize()
+
+
+def local_endpoint() -> LocalEndpoint:
+    return configured("local")
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -340,7 +350,6 @@ def endpoint_address(url: str) -> tuple[str, int]:
 
 
 def sagemaker_target(args: argparse.Namespace) -> DeploymentTarget | None:
-    from penguins_platform.definitions import defs
     from penguins_platform.deploy.sagemaker import SageMakerSettings
     from penguins_platform.deploy.target import TargetConfigError
     from penguins_platform.settings import variable
@@ -349,7 +358,7 @@ def sagemaker_target(args: argparse.Namespace) -> DeploymentTarget | None:
         name = variable(SageMakerSettings, "endpoint_name")
         print(f"--url is for the local endpoint; SageMaker's is {name}", file=sys.stderr)
         return None
-    resource = defs.resources["sagemaker"].process_config_and_initialize()
+    resource: SageMakerEndpoint = configured("sagemaker")
     if not resource.enabled:
         print(f"The SageMaker target is off. {resource.enable_hint}", file=sys.stderr)
         return None

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -81,7 +82,7 @@ def check_instance(home: Path, environ: Mapping[str, str] | None = None) -> str:
     return f"instance {home}: {', '.join(parts)}: OK"
 
 
-def _processed(section: str, schema: object, value: object) -> dict:
+def _processed(section: str, schema: object, value: Mapping[str, object]) -> Mapping[str, Any]:
     """`value` validated against a Dagster config schema, env vars resolved."""
     from dagster._config import process_config, resolve_to_config_type
 
@@ -89,6 +90,7 @@ def _processed(section: str, schema: object, value: object) -> dict:
     if not result.success:
         messages = "; ".join(_reason(error.message) for error in result.errors or [])
         raise InstanceConfigError(f"{section}: {messages}")
+    assert result.value is not None, "Dagster returns the processed value of a valid config"
     return result.value
 
 

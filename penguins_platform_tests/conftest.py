@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pytest
@@ -35,6 +36,13 @@ from penguins_platform_tests.servers import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_FILE = REPO_ROOT / "data" / "penguins.csv"
 VENV_BIN = Path(sys.executable).parent
+
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
+    from dagster_shared.error import SerializableErrorInfo
+
+    from penguins_platform.ml.features import FittedTransformers
 
 pytest_plugins = ["penguins_platform_tests.tiers"]
 
@@ -173,7 +181,7 @@ def definitions_with(**resources) -> dg.Definitions:
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        resources={**defs.resources, **resources},
+        resources={**(defs.resources or {}), **resources},
     )
 
 
@@ -210,7 +218,7 @@ def run_training(
 
 # A training whose score no test reads: fewer epochs and folds than the default recipe, the
 # same lineage, and a threshold that it passes.
-QUICK_TRAINING = {"epochs": 20, "folds": 2, "threshold": 0.5}
+QUICK_TRAINING: dict[str, Any] = {"epochs": 20, "folds": 2, "threshold": 0.5}
 
 
 @pytest.fixture(scope="session")
@@ -429,9 +437,9 @@ def module_moto_server() -> Iterator[str]:
 class TrainedModel:
     """A model fitted on every cleaned penguin, without Dagster or MLflow, for serving tests."""
 
-    transformers: object
-    keras_model: object
-    penguins: object
+    transformers: FittedTransformers
+    keras_model: keras.Model
+    penguins: pd.DataFrame
 
 
 def fit_model(seed: int = defaults.SEED, epochs: int = defaults.EPOCHS) -> TrainedModel:
@@ -513,24 +521,39 @@ def registry(built_once: BuiltOnce, trained_model: TrainedModel, tmp_path_factor
 
 def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     """Check name to passed, for every check a run evaluated."""
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
 def check_descriptions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data.description
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
+    return {e.check_name: e.description or "" for e in result.get_asset_check_evaluations()}
+
+
+def step_error(result: dg.ExecuteInProcessResult, step: str) -> SerializableErrorInfo:
+    """The error that failed `step`; fails the test when the step did not fail."""
+    failure = result.failure_data_for_node(step)
+    assert failure is not None and failure.error is not None, f"step {step} did not fail"
+    return failure.error
 
 
 def run_log(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> str:
     """Every message the run logged, as the run's page in the UI shows them."""
     return "\n".join(entry.message for entry in instance.all_logs(result.run_id))
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, Any]:
+    """The metadata values of the latest materialization of `asset` on `instance`."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    materialization = event.asset_materialization if event is not None else None
+    assert materialization is not None, f"{asset} was never materialized"
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def materialized_assets(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The names of the assets the run materialized."""
+    return {
+        event.step_materialization_data.materialization.asset_key.to_user_string()
+        for event in result.get_asset_materialization_events()
+    }
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:

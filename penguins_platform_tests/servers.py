@@ -8,7 +8,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from penguins_platform.serving import service
 from penguins_platform.serving.service import terminate_group
 
 
@@ -50,6 +52,14 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
+def endpoint_health(url: str) -> dict[str, Any]:
+    """The /health answer of the endpoint at `url`, as its JSON came; fails the test when
+    nothing answers there."""
+    answer = service.health(url)
+    assert answer is not None, f"nothing answers {url}/health"
+    return answer
+
+
 class HttpClient:
     """One keep-alive HTTP/1.1 connection, as a load-test client would hold."""
 
@@ -58,12 +68,12 @@ class HttpClient:
         from urllib.parse import urlparse
 
         parsed = urlparse(url)
-        self._connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+        self._connection = http.client.HTTPConnection(parsed.netloc, timeout=timeout)
 
     def request(
         self, method: str, path: str, body: bytes | None = None,
         content_type: str = "application/json", headers: dict[str, str] | None = None,
-    ) -> tuple[int, object]:  # fmt: skip
+    ) -> tuple[int, Any]:  # fmt: skip
         import json
 
         all_headers = {"Content-Type": content_type, **(headers or {})}
@@ -77,7 +87,7 @@ class HttpClient:
         except ValueError:
             return reply.status, data.decode(errors="replace")
 
-    def predict(self, records: object) -> tuple[int, object]:
+    def predict(self, records: object) -> tuple[int, Any]:
         import json
 
         return self.request("POST", "/invocations", json.dumps({"inputs": records}).encode())

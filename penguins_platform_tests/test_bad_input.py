@@ -11,6 +11,7 @@ from penguins_platform.ml import schema
 from penguins_platform.runner import report_failure
 from penguins_platform_tests.conftest import (
     DATA_FILE,
+    materialized_assets,
     model_versions,
     run_training,
     write_csv,
@@ -73,7 +74,7 @@ def _assert_failed_with(result: dg.ExecuteInProcessResult, expected: str) -> Non
     assert not result.success
     reasons = "\n".join(failure_reasons(result.all_events))
     assert expected in reasons, f"expected {expected!r} in:\n{reasons}"
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = materialized_assets(result)
     assert "registered_model_version" not in materialized
     assert "trained_model" not in materialized, "training must not start on bad data"
 
@@ -135,7 +136,7 @@ def test_unreachable_mlflow_fails_before_any_step(instance, sqlite_store, tmp_pa
     result = run_training(instance, dead)
     assert not result.success
     reasons = "\n".join(failure_reasons(result.all_events))
-    assert "is unreachable" in reasons and dead.tracking_uri in reasons
+    assert "is unreachable" in reasons and dead.uri in reasons
     started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
     assert started == [], f"no step may start, training least of all: {started}"
 
@@ -171,7 +172,7 @@ def test_data_file_over_the_byte_bound_fails_before_it_is_read(
     assert_shows(
         "data-over-max-bytes", capsys.readouterr().err, replace={"/tmp/huge.csv": str(path)}
     )
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = materialized_assets(result)
     assert materialized == set()
     assert model_versions(sqlite_store.tracking_uri, model_name) == []
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from penguins_platform import defaults
-from penguins_platform.serving import service
 from penguins_platform_tests.conftest import (
     DAGSTER_DEV_SENSOR_INTERVAL,
     LINEAGE_ASSETS,
@@ -22,6 +21,7 @@ from penguins_platform_tests.conftest import (
     DagsterDev,
     model_versions,
 )
+from penguins_platform_tests.servers import endpoint_health
 
 CHROMIUM = Path(os.environ.get("PENGUINS_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO_ROOT / "bench" / "results"
@@ -186,7 +186,7 @@ def test_materialize_all_on_a_default_setup_ends_green(dagster_dev, materialize_
     materialized = {"/".join(m["assetKey"]["path"]) for m in run["assetMaterializations"]}
     # Cloud targets are skipped; monitoring runs on the new endpoint, which has no traffic yet.
     assert materialized == LINEAGE_ASSETS | {"local_endpoint"} | MONITORING_ASSETS
-    assert service.health(dagster_dev.endpoint_url)["model_version"] == "1"
+    assert endpoint_health(dagster_dev.endpoint_url)["model_version"] == "1"
 
 
 def test_a_skipped_cloud_target_says_how_to_enable_it_in_the_run_log(dagster_dev, materialize_all):
@@ -232,7 +232,7 @@ def test_the_monitoring_report_shows_its_link_and_check_results(
     sent = send_traffic(endpoint.target("penguins").invoke, records)
     assert sent.answered == 60
     deadline = time.monotonic() + 30
-    while service.health(endpoint.url)["capture"]["written"] < 60:
+    while endpoint_health(endpoint.url)["capture"]["written"] < 60:
         assert time.monotonic() < deadline, "the endpoint did not capture the traffic"
         time.sleep(0.1)
 

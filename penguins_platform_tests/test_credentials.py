@@ -143,5 +143,6 @@ def test_the_sensor_skip_reason_masks_the_password(instance):
         },
     )
     result = new_model_version_sensor.evaluate_tick(context)
+    assert result.skip_message is not None
     assert "http://***@127.0.0.1" in result.skip_message
     assert SENTINEL not in result.skip_message

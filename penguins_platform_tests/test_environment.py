@@ -82,7 +82,7 @@ def test_every_import_of_the_package_comes_with_the_main_job_s_install():
 
     providers = packages_distributions()
     closure = main_closure(REPO_ROOT / "uv.lock")
-    missing = {}
+    missing: dict[str, set[str]] = {}
     for path in (REPO_ROOT / "penguins_platform").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (

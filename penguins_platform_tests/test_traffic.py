@@ -18,7 +18,7 @@ from penguins_platform.traffic import (
     sample_records,
     send_traffic,
 )
-from penguins_platform_tests.servers import free_port
+from penguins_platform_tests.servers import endpoint_health, free_port
 from penguins_platform_tests.serving.conftest import launch_endpoint
 
 
@@ -38,7 +38,7 @@ def target_at(url: str) -> LocalTarget:
 
 def captured_count(endpoint) -> int:
     """Rows the endpoint's capture writer has appended to its store so far."""
-    return service.health(endpoint.url)["capture"]["written"]
+    return endpoint_health(endpoint.url)["capture"]["written"]
 
 
 def newest_captured(endpoint, expected_total: int, count: int) -> list[dict]:

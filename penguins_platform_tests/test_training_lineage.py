@@ -14,17 +14,15 @@ from penguins_platform_tests.conftest import (
     LINEAGE_ASSETS,
     QUICK_TRAINING,
     check_outcomes,
+    materialized_assets,
     model_versions,
     run_training,
+    step_error,
     tracking_resource,
 )
 
 # A quick training that its accuracy threshold refuses.
 UNREGISTRABLE = {**QUICK_TRAINING, "threshold": 0.99}
-
-
-def _materialized(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,7 @@ def trained(sqlite_store, train_lineage):
 def test_whole_lineage_materializes_and_every_check_passes(trained):
     result, *_ = trained
     assert result.success
-    assert set(_materialized(result)) == LINEAGE_ASSETS
+    assert materialized_assets(result) == LINEAGE_ASSETS
     assert check_outcomes(result) == {
         "required_columns": True,
         "measurements_are_numeric": True,
@@ -108,6 +106,7 @@ def test_one_parent_mlflow_run_with_a_nested_run_per_fold(trained):
     result, _, store, _ = trained
     client = MlflowClient(store.tracking_uri)
     experiment = client.get_experiment_by_name("penguins-tests")
+    assert experiment is not None
     runs = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.dagster_run_id = '{result.run_id}'"
     )
@@ -168,8 +167,8 @@ def test_threshold_above_cv_accuracy_blocks_registration(
     result = train_lineage(instance, mlflow_tracking, **UNREGISTRABLE)
     assert not result.success
     assert check_outcomes(result)["accuracy_threshold"] is False
-    assert "registered_model_version" not in _materialized(result)
-    assert "trained_model" in _materialized(result)
+    assert "registered_model_version" not in materialized_assets(result)
+    assert "trained_model" in materialized_assets(result)
     assert model_versions(sqlite_store.tracking_uri, model_name) == []
 
 
@@ -179,9 +178,10 @@ def test_registering_alone_refuses_a_model_that_failed_its_check(
     assert not train_lineage(instance, mlflow_tracking, **UNREGISTRABLE).success
     later = _register_only(instance, mlflow_tracking)
     assert not later.success
-    failure = later.failure_data_for_node("registered_model_version")
-    assert failure.error.cause.cls_name == RegistrationGateError.__name__
-    assert "failed accuracy_threshold" in failure.error.cause.message
+    cause = step_error(later, "registered_model_version").cause
+    assert cause is not None
+    assert cause.cls_name == RegistrationGateError.__name__
+    assert "failed accuracy_threshold" in cause.message
     assert model_versions(sqlite_store.tracking_uri, model_name) == []
 
 

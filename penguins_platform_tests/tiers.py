@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -100,10 +101,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     popen_init = subprocess.Popen.__init__
 
-    def init(self: subprocess.Popen, *args: object, **kwargs: object) -> None:
+    def init(self: subprocess.Popen, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("start_new_session"):
             _refuse(f"a detached process ({args[0] if args else kwargs.get('args')!r})")()
-        popen_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        popen_init(self, *args, **kwargs)
 
     with contextlib.ExitStack() as guards:
         guards.enter_context(mock.patch.object(subprocess.Popen, "__init__", init))

@@ -18,10 +18,11 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from penguins_platform.capture.contract import (
     MAX_SKIPPED_EXAMPLES,
@@ -115,10 +116,10 @@ class SageMakerCapture:
                     break
             labels = self._labels(since=_labels_since(oldest_read))
         rows, skipped, reasons = _window(newest_first[::-1], limit)
-        columns = {name: () for name in PRODUCTION_COLUMNS}
+        columns: dict[str, Sequence[object]] = {name: () for name in PRODUCTION_COLUMNS}
         if rows:
             columns = dict(zip(PRODUCTION_COLUMNS, zip(*rows, strict=True), strict=True))
-        columns["target"] = [labels.get(key) for key in columns["key"]]
+        columns["target"] = [labels.get(str(key)) for key in columns["key"]]
         table, invalid, examples = validate_rows(columns, noun="record")
         reasons = (reasons + examples)[:MAX_SKIPPED_EXAMPLES]
         return ProductionBatch(table, skipped + invalid, reasons, self.label)
@@ -231,10 +232,11 @@ class SageMakerCapture:
                 max(len(records), 1),
                 f"event {event_id}: {len(records)} records but {count} predictions",
             )
-        if not all(isinstance(record, dict) for record in records):
+        objects = [record for record in records if isinstance(record, dict)]
+        if len(objects) < len(records):
             return _Line([], len(records), f"event {event_id}: a record is not an object")
         rows = []
-        for i, (record, answer) in enumerate(zip(records, predictions, strict=True)):
+        for i, (record, answer) in enumerate(zip(objects, predictions, strict=True)):
             if not isinstance(answer, dict):
                 answer = {"prediction": answer}
             rows.append((
@@ -267,8 +269,9 @@ class SageMakerCapture:
         return labels
 
 
-def _body(part: Mapping[str, object]) -> object:
-    """A captured request or response body, decoded: JSON text, or base64 of it."""
+def _body(part: Mapping[str, object]) -> Any:
+    """A captured request or response body, decoded: JSON text, or base64 of it. Any JSON
+    value: `_parse_line` turns a shape it cannot read into a skipped line."""
     data = part["data"]
     encoding = str(part.get("encoding", "JSON")).upper()
     if encoding == "BASE64":

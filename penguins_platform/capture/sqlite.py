@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 # Monitoring reads the newest rows by id (the rowid b-tree, no index needed) and retention cuts
 # by age: this index keeps both from scanning the store. captured_at is ISO-8601 in UTC, so text
 # order is time order. Idempotent, so every writer (and reader) can run it on connect.
-INDEXES = ("CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",)
+INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS predictions_captured_at ON predictions (captured_at)",
+)
 INSERT = (
     f"INSERT INTO predictions ({', '.join(CAPTURED_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(CAPTURED_COLUMNS))})"
@@ -123,7 +125,7 @@ class SqliteCapture:
                 return ProductionBatch.empty(f"{self.label} (does not exist yet)")
             records = connection.execute(_NEWEST, (limit,)).fetchall()
         records.reverse()
-        columns = {name: () for name in _READ}
+        columns: dict[str, Sequence[object]] = {name: () for name in _READ}
         if records:
             columns = dict(zip(_READ, zip(*records, strict=True), strict=True))
         columns["key"] = [str(i) for i in columns.pop("id")]

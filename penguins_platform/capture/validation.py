@@ -51,9 +51,11 @@ _TIME_BOUNDS = (pd.Timestamp.min.value // 1000 + 1, pd.Timestamp.max.value // 10
 
 
 def _parse_time(value: object) -> float:
+    if not isinstance(value, str):
+        return math.nan
     try:
-        moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        moment = datetime.fromisoformat(value)
+    except ValueError:
         return math.nan
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
@@ -87,13 +89,15 @@ def validate_rows(
     reasons: "row id 17: body_mass_g is 'heavy', not a finite number".
     """
     raw = {name: _objects(frame[name]) for name in PRODUCTION_COLUMNS}
-    typed: dict[str, object] = {name: raw[name] for name in PRODUCTION_COLUMNS}
+    typed: dict[str, np.ndarray | pd.DatetimeIndex] = {
+        name: raw[name] for name in PRODUCTION_COLUMNS
+    }
     checks: list[tuple[str, np.ndarray, str]] = []
 
     row = _numbers(raw["row"])
     checks.append(("row", ~(np.isfinite(row) & (np.round(row) == row)), "not a row number"))
-    typed["captured_at"] = _times(raw["captured_at"])
-    checks.append(("captured_at", np.asarray(typed["captured_at"].isna()), "not an ISO-8601 time"))
+    typed["captured_at"] = captured_at = _times(raw["captured_at"])
+    checks.append(("captured_at", np.asarray(captured_at.isna()), "not an ISO-8601 time"))
     for name in schema.NUMERIC_FEATURES:
         typed[name] = number = _numbers(raw[name])
         checks.append((name, pd.notna(raw[name]) & ~np.isfinite(number), "not a finite number"))

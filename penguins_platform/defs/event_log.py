@@ -42,8 +42,9 @@ def latest_check_outcome(
     record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(
         check_key
     )
-    event = record.event if record is not None else None
-    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    if record is None or record.event is None or record.event.dagster_event is None:
+        return None
+    evaluation = record.event.dagster_event.event_specific_data
     if not isinstance(evaluation, dg.AssetCheckEvaluation):
         return None
     target = evaluation.target_materialization_data
@@ -107,7 +108,7 @@ def latest_data_version(instance: dg.DagsterInstance, asset_key: dg.AssetKey) ->
     event = instance.get_latest_materialization_event(asset_key)
     if event is None or event.asset_materialization is None:
         return None
-    return event.asset_materialization.tags.get("dagster/data_version")
+    return (event.asset_materialization.tags or {}).get("dagster/data_version")
 
 
 def materialized_metadata(
@@ -132,8 +133,8 @@ def failure_reasons(events: Sequence[dg.DagsterEvent]) -> list[str]:
     run_level: list[str] = []
     for event in events:
         kind = event.event_type_value
-        if kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
-            evaluation = event.event_specific_data
+        if kind == "ASSET_CHECK_EVALUATION" and not event.asset_check_evaluation_data.passed:
+            evaluation = event.asset_check_evaluation_data
             asset = evaluation.asset_key.to_user_string()
             checks.append(
                 (asset, f"check {asset}:{evaluation.check_name} failed: {evaluation.description}")
@@ -141,9 +142,11 @@ def failure_reasons(events: Sequence[dg.DagsterEvent]) -> list[str]:
         elif kind == "STEP_FAILURE":
             error = _root_error(event.step_failure_data.error)
             if error is not None and error.cls_name != "DagsterAssetCheckFailedError":
-                raised[event.step_key] = f"step {event.step_key} failed: {_message(error)}"
+                # Dagster records a step's failure with its step key; the type allows none.
+                step = event.step_key or "unknown"
+                raised[step] = f"step {step} failed: {_message(error)}"
         elif kind == "RESOURCE_INIT_FAILURE":
-            error = _root_error(event.event_specific_data.error)
+            error = _root_error(event.engine_event_data.error)
             if error is not None:
                 run_level.append(f"resources could not start: {_message(error)}")
         elif kind == "RUN_FAILURE" and event.message and "maximum runtime" in event.message:
@@ -155,13 +158,19 @@ def failure_reasons(events: Sequence[dg.DagsterEvent]) -> list[str]:
 
 def _root_error(error: SerializableErrorInfo | None) -> SerializableErrorInfo | None:
     """Skip Dagster's wrapper errors down to the exception the user's code raised."""
-    while error is not None and error.cls_name.startswith("Dagster") and error.cause is not None:
+    while (
+        error is not None
+        and (error.cls_name or "").startswith("Dagster")
+        and error.cause is not None
+    ):
         error = error.cause
     return error
 
 
 def _message(error: SerializableErrorInfo) -> str:
     """The error's message without its class path (`penguins_platform.ml.cleaning.…Error: `)."""
+    if error.cls_name is None:  # an error recorded without its class says only its message
+        return error.message.strip()
     prefix = rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}: "
     return re.sub(prefix, "", error.message.strip())
 

@@ -5,6 +5,8 @@ the daemon fails a run that outlives it and says so, and `make train` stops its 
 run at the same limit. No run hangs forever.
 """
 
+from typing import Any
+
 import dagster as dg
 
 from penguins_platform import defaults
@@ -89,7 +91,8 @@ def training_run_config(
     recipe that produced the registered model.
     """
 
-    def given(**values: object) -> dict[str, object]:
+    def given(**values: object) -> dict[str, Any]:
+        """The knobs given, as keyword arguments for a config class, which checks them."""
         return {key: value for key, value in values.items() if value is not None}
 
     fit = given(

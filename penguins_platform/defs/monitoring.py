@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from penguins_platform.capture.contract import CaptureSource
+    from penguins_platform.deploy.target import DeploymentTarget
     from penguins_platform.monitoring.checks import Verdict
     from penguins_platform.monitoring.report import MonitoringSummary
 
@@ -85,7 +86,7 @@ def capture_sources(
     model_name: str, local: LocalEndpoint, sagemaker: SageMakerEndpoint, log: logging.Logger
 ) -> dict[str, "CaptureSource"]:
     """Every enabled target's captured traffic, by target name."""
-    targets = {"local": local.target(model_name, log)}
+    targets: dict[str, DeploymentTarget] = {"local": local.target(model_name, log)}
     if sagemaker.enabled:
         targets["sagemaker"] = sagemaker.target(model_name, log)
     sources = {name: target.capture_source() for name, target in targets.items()}
@@ -383,6 +384,8 @@ def _log_report(
     artifact_path = f"monitoring/{html.stem}"
     try:
         run_id = mlflow.client().get_model_version(mlflow.registered_model_name, version).run_id
+        if run_id is None:
+            raise ValueError(f"version {version} was registered without an MLflow run")
         mlflow.client().log_artifact(run_id, str(html), artifact_path)
     except Exception as error:
         context.log.warning(f"the report was not logged to MLflow: {error}")

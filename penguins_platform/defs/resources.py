@@ -14,7 +14,7 @@ import logging
 import os
 import typing
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 PlainSettings = TypeVar("PlainSettings", bound=BaseModel)
 
 
-def from_env(resource: type[dg.ConfigurableResource]) -> dict[str, dg.EnvVar | float | str]:
+def from_env(resource: type[BaseModel]) -> dict[str, Any]:
     """An `EnvVar` for each setting of `resource` whose environment variable is set (the
     variables are declared with the settings, see `penguins_platform/settings.py`), so the UI
     shows where a value came from, and never a secret's value. A setting whose variable is
@@ -45,7 +45,8 @@ def from_env(resource: type[dg.ConfigurableResource]) -> dict[str, dg.EnvVar | f
 
     Dagster's EnvVar resolves to text or, with `EnvVar.int`, an integer; a float or a choice
     field gets the variable's value itself, checked here so a typo fails with the variable's
-    name.
+    name. The values are keyword arguments for `resource`, typed `Any` because an EnvVar
+    stands in for a field of any type until Dagster resolves it.
     """
     values: dict[str, dg.EnvVar | float | str] = {}
     for field, name in variables(resource).items():

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from penguins_platform import defaults
 from penguins_platform.defs.resources import LocalEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.deploy.target import DeploymentTarget
 
 
 class TrafficConfig(dg.Config):
@@ -44,6 +45,7 @@ def send_sample_traffic(
         shipped_penguins,
     )
 
+    target: DeploymentTarget
     if config.target == "sagemaker":
         if not sagemaker.enabled:
             raise dg.Failure(f"SageMaker is not configured: {sagemaker.enable_hint}")

@@ -200,6 +200,12 @@ class AzureTarget:
         if deployment.action == "unchanged" or deployment.name is None:
             return
         endpoint = self.endpoint()
+        if endpoint is None:
+            raise AzureDeployError(
+                f"Azure ML endpoint {self.settings.endpoint_name} was deleted before "
+                f"{deployment.name} could take its traffic; deploy version "
+                f"{deployment.version} again to recreate it"
+            )
         endpoint.traffic = {deployment.name: 100}
         self.client.online_endpoints.begin_create_or_update(endpoint).result()
         self.log.info(f"{deployment.name} now takes 100% of the traffic")

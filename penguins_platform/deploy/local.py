@@ -160,6 +160,7 @@ class LocalTarget:
         answer = service.health(self.settings.url)
         if not service.is_endpoint(answer):
             return None
-        capture = answer.get("capture") or {}
+        capture = answer.get("capture")
+        counters = capture if isinstance(capture, dict) else {}
         names = ("write_failures", "spilled", "lost", "queue_errors")
-        return {name: int(capture.get(name) or 0) for name in names}
+        return {name: int(counters.get(name) or 0) for name in names}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from penguins_platform.deploy.target import (
+    Action,
     DeployError,
     Deployment,
     Fact,
@@ -359,8 +360,7 @@ class SageMakerTarget:
                     EndpointName=name, EndpointConfigName=config_name, Tags=tags
                 )
                 made.append("endpoint")
-            self.wait_in_service()
-            arn = self.describe()["EndpointArn"]
+            arn = self.wait_in_service()["EndpointArn"]
             self.sagemaker.add_tags(ResourceArn=arn, Tags=tags)
         except Exception as error:
             self._clean_up(made, model_name, config_name)
@@ -371,7 +371,7 @@ class SageMakerTarget:
                 f"{aws_error_text(error)}; {keeps}",
                 transient=is_throttling(error),
             ) from error
-        action = "updated" if current else "created"
+        action: Action = "updated" if current else "created"
         self.log.info(f"SageMaker endpoint {name} {action} with {config_name}")
         return Deployment(version, action, name=config_name, previous=previous)
 
@@ -401,13 +401,15 @@ class SageMakerTarget:
             }
         return config
 
-    def wait_in_service(self) -> None:
+    def wait_in_service(self) -> dict[str, object]:
+        """The endpoint's description once it is InService. Callers read the ARN from it: a
+        second describe could find the endpoint gone."""
         deadline = time.monotonic() + self.settings.wait_timeout_seconds
         while True:
             endpoint = self.describe() or {}
             status = endpoint.get("EndpointStatus")
             if status == "InService":
-                return
+                return endpoint
             if status in ("Failed", "OutOfService"):
                 raise SageMakerDeployError(
                     f"endpoint is {status}: {endpoint.get('FailureReason', 'no reason given')}"
@@ -449,10 +451,10 @@ class SageMakerTarget:
         self.sagemaker.update_endpoint(
             EndpointName=self.settings.endpoint_name, EndpointConfigName=deployment.previous
         )
-        self.wait_in_service()
+        arn = self.wait_in_service()["EndpointArn"]
         previous = self.sagemaker.describe_endpoint_config(EndpointConfigName=deployment.previous)
         tags = self.sagemaker.list_tags(ResourceArn=previous["EndpointConfigArn"]).get("Tags", [])
-        self.sagemaker.add_tags(ResourceArn=self.describe()["EndpointArn"], Tags=tags)
+        self.sagemaker.add_tags(ResourceArn=arn, Tags=tags)
         self._clean_up(["model", "config"], made, made)
 
     def invoke(

@@ -158,7 +158,8 @@ class InferenceModel:
         }
         for i, (kernel, bias) in enumerate(self.weights):
             arrays[f"kernel_{i}"], arrays[f"bias_{i}"] = kernel, bias
-        np.savez(directory / WEIGHTS_FILE, **arrays)
+        # `load` reads without pickle, so nothing pickled may be saved.
+        np.savez(directory / WEIGHTS_FILE, allow_pickle=False, **arrays)
         parameters = {
             "modes": self.modes,
             "categories": self.categories,
@@ -214,14 +215,14 @@ class InferenceModel:
                     row_flags.append(f"{name} {value:g} is outside the plausible {low:g}-{high:g}")
             offset = 0
             for name in schema.CATEGORICAL_FEATURES:
-                value = _category_value(record.get(name), row, name)
+                category = _category_value(record.get(name), row, name)
                 index = self._index[name]
-                if value is None:
+                if category is None:
                     onehot[row, offset + index[self.modes[name]]] = 1.0
-                elif value in index:
-                    onehot[row, offset + index[value]] = 1.0
+                elif category in index:
+                    onehot[row, offset + index[category]] = 1.0
                 else:
-                    row_flags.append(f"unknown {name} {_describe(value)}")
+                    row_flags.append(f"unknown {name} {_describe(category)}")
                 offset += len(index)
             ignored.append(
                 [] if known.issuperset(record) else [str(k) for k in record if k not in known]

@@ -17,6 +17,7 @@ from penguins_platform.ml import schema
 
 if TYPE_CHECKING:
     import keras
+    from keras.layers import Dense
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -76,7 +77,7 @@ def build_model(input_dim: int, learning_rate: float, seed: int = 0) -> keras.Mo
     """
     keras = import_keras()
 
-    def dense(units: int, activation: str, layer: int) -> keras.layers.Dense:
+    def dense(units: int, activation: str, layer: int) -> Dense:
         initializer = keras.initializers.GlorotUniform(seed=seed * 1000 + layer)
         return keras.layers.Dense(units, activation=activation, kernel_initializer=initializer)
 

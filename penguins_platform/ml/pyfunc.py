@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from penguins_platform.ml.inference import InferenceModel
 
@@ -22,18 +22,18 @@ TRANSFORMERS_ARTIFACT = "transformers"
 INFERENCE_ARTIFACT = "inference"
 
 
-class PenguinsModel(mlflow.pyfunc.PythonModel):
+class PenguinsModel(PythonModel):
     """Species and confidence per input row, in order, from the numpy inference model."""
 
     def __init__(self) -> None:
         self.inference: InferenceModel | None = None
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.inference = InferenceModel.load(Path(context.artifacts[INFERENCE_ARTIFACT]))
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext | None,
+        context: PythonModelContext | None,
         model_input: pd.DataFrame,  # MLflow reads this hint: keep it the DataFrame it passes
         params: dict[str, object] | None = None,
     ) -> pd.DataFrame:

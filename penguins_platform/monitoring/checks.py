@@ -33,7 +33,8 @@ class Verdict:
 
     passed: bool
     description: str
-    metadata: dict[str, object] = field(default_factory=dict)
+    # Numbers and words as they are; a mapping (per-feature values) shows as JSON.
+    metadata: dict[str, float | str | Mapping[str, object]] = field(default_factory=dict)
 
 
 def capture_health(

@@ -27,7 +27,7 @@ _SHOWN = 5  # examples an error lists before "and N more"
 
 
 class Labeler(Protocol):
-    def __call__(self, rows: pd.DataFrame) -> pd.Series:
+    def __call__(self, rows: pd.DataFrame, /) -> pd.Series:
         """A species per row of `rows` (the production table), aligned on `rows.index`;
         None where this labeler has no label for the row."""
         ...

@@ -28,8 +28,6 @@ from penguins_platform.capture.sqlite import (
 
 logger = logging.getLogger(__name__)
 
-_STOP = object()
-
 
 @dataclass
 class CaptureStats:
@@ -49,7 +47,8 @@ class CaptureStore:
         self.batch_size = batch_size
         self.retries = retries
         self.stats = CaptureStats()
-        self._queue: queue.Queue[list[CapturedRow] | object] = queue.Queue()
+        # Batches of rows to write; None stops the writer.
+        self._queue: queue.Queue[list[CapturedRow] | None] = queue.Queue()
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
@@ -63,7 +62,7 @@ class CaptureStore:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write (or spill) every row submitted so far, then stop the writer."""
-        self._queue.put(_STOP)
+        self._queue.put(None)
         self._thread.join(timeout)
 
     def snapshot(self) -> dict[str, object]:
@@ -94,7 +93,7 @@ class CaptureStore:
         stopping = False
         while not stopping:
             first = self._queue.get()
-            if first is _STOP:
+            if first is None:
                 break
             batch = list(first)
             while len(batch) < self.batch_size:
@@ -102,7 +101,7 @@ class CaptureStore:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is _STOP:
+                if more is None:
                     stopping = True
                     break
                 batch.extend(more)

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 from penguins_platform.capture.contract import CapturedRow
 from penguins_platform.ml import schema
@@ -44,7 +45,7 @@ class Answer:
     """What the endpoint answers: an HTTP status and a JSON body."""
 
     status: int
-    body: dict[str, object]
+    body: dict[str, Any]  # JSON
 
 
 class ClientError(Exception):
@@ -175,8 +176,10 @@ def invocations(
         state.uncaptured_smoke_tests += 1
     elif state.capture is not None and records:
         try:
+            # predict_records accepted every record, so each is a JSON object.
+            accepted = cast("list[dict[str, object]]", records)
             state.capture.submit(
-                capture_rows(records, answers, batch.ignored_fields, serving.version, request_id)
+                capture_rows(accepted, answers, batch.ignored_fields, serving.version, request_id)
             )
         except Exception:  # capture must never fail a prediction
             state.capture_errors += 1
@@ -193,7 +196,7 @@ def invocations(
 
 
 def health(state: EndpointState) -> Answer:
-    capture = state.capture.snapshot() if state.capture else {"enabled": False}
+    capture: dict[str, object] = state.capture.snapshot() if state.capture else {"enabled": False}
     capture["queue_errors"] = state.capture_errors
     capture["smoke_test_requests"] = state.uncaptured_smoke_tests
     return Answer(

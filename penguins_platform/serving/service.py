@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 # The server reads its admin token from here, never from argv, where `ps` would show it.
 TOKEN_VARIABLE = "PENGUINS_ENDPOINT_TOKEN"
@@ -119,7 +120,7 @@ def health(url: str, timeout: float = 2.0) -> dict[str, object] | None:
     return body if status == 200 and isinstance(body, dict) else None
 
 
-def is_endpoint(answer: dict[str, object] | None) -> bool:
+def is_endpoint(answer: dict[str, object] | None) -> TypeGuard[dict[str, object]]:
     """Whether a /health answer comes from this platform's endpoint."""
     return answer is not None and answer.get("service") == SERVICE_NAME
 

@@ -20,6 +20,7 @@ from penguins_platform.capture.contract import (
 )
 from penguins_platform.capture.sqlite import INSERT, SqliteCapture
 from penguins_platform.ml import schema
+from penguins_platform.ml.inference import Prediction
 from penguins_platform.serving import capture
 from penguins_platform.serving.capture import CaptureStore
 from penguins_platform.serving.scoring import capture_rows
@@ -32,7 +33,9 @@ ADELIE = {"island": "Torgersen", "culmen_length_mm": 39.1, "culmen_depth_mm": 18
 
 def request(records: list[dict], request_id: str, at: datetime = NOW, species: str = "Gentoo"):
     """The rows the endpoint captures for one request, stamped `at`."""
-    answers = [{"prediction": species, "confidence": 0.9, "flags": []} for _ in records]
+    answers: list[Prediction] = [
+        {"prediction": species, "confidence": 0.9, "flags": []} for _ in records
+    ]
     rows = capture_rows(records, answers, [[] for _ in records], "7", request_id)
     stamp = CAPTURED_COLUMNS.index("captured_at")
     return [
@@ -55,6 +58,7 @@ def insert_raw(path, **values) -> int:
     with sqlite3.connect(path) as connection:
         cursor = connection.execute(INSERT, tuple(row[c] for c in CAPTURED_COLUMNS))
     connection.close()
+    assert cursor.lastrowid is not None, "an INSERT sets the row id"
     return cursor.lastrowid
 
 
@@ -399,5 +403,6 @@ def test_reads_labels_and_retention_run_while_the_endpoint_writes(tmp_path):
     stats = store.snapshot()
     assert stats["written"] == stats["submitted"] and stats["spilled"] == 0, stats
     held = targets(path)
+    assert isinstance(stats["written"], int)
     assert len(held) == stats["written"] - removed
     assert labeled > 0 and sum(t == "Gentoo" for t in held.values()) <= labeled

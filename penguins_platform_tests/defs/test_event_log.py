@@ -58,12 +58,14 @@ def test_the_latest_check_outcome_and_the_materialization_it_checked(instance):
     assert event_log.latest_check_outcome(instance, is_positive.check_key) is None
     passed = _run(instance, value=3)
     outcome = event_log.latest_check_outcome(instance, is_positive.check_key)
+    assert outcome is not None
     assert (outcome.passed, outcome.description, outcome.run_id) == (True, "value 3", passed.run_id)
     assert outcome.metadata == {"value": 3}
     assert outcome.materialization_id == event_log.latest_materialization_id(instance, measured.key)
 
     _run(instance, value=-1)
     outcome = event_log.latest_check_outcome(instance, is_positive.check_key)
+    assert outcome is not None
     assert (outcome.passed, outcome.description) == (False, "value -1")
 
 
@@ -72,8 +74,15 @@ def test_the_latest_data_version_and_metadata_of_a_run(instance):
     assert event_log.latest_materialization_id(instance, measured.key) is None
     result = _run(instance, value=5)
     assert event_log.latest_data_version(instance, measured.key) == "v5"
-    assert event_log.materialized_metadata(result, measured.key)["value"] == 5
+    metadata = event_log.materialized_metadata(result, measured.key)
+    assert metadata is not None
+    assert metadata["value"] == 5
     assert event_log.materialized_metadata(result, dg.AssetKey("elsewhere")) is None
+
+
+def test_a_materialization_reported_without_tags_has_no_data_version(instance):
+    instance.report_runless_asset_event(dg.AssetMaterialization(measured.key))
+    assert event_log.latest_data_version(instance, measured.key) is None
 
 
 def test_failure_reasons_name_the_error_without_its_class_path(instance):
@@ -81,6 +90,20 @@ def test_failure_reasons_name_the_error_without_its_class_path(instance):
     assert event_log.failure_reasons(result.all_events) == [
         "step measured failed: column 'x' holds text"
     ]
+
+
+def test_failure_reasons_read_an_error_recorded_without_its_class_name():
+    from dagster._core.events import StepFailureData
+    from dagster_shared.error import SerializableErrorInfo
+
+    error = SerializableErrorInfo("column 'x' holds text", stack=[], cls_name=None)
+    failure = dg.DagsterEvent(
+        event_type_value="STEP_FAILURE",
+        job_name="measured_job",
+        step_key="measured",
+        event_specific_data=StepFailureData(error=error, user_failure_data=None),
+    )
+    assert event_log.failure_reasons([failure]) == ["step measured failed: column 'x' holds text"]
 
 
 def test_failure_reasons_list_a_failed_blocking_check(instance):

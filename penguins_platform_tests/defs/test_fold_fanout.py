@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -19,33 +20,35 @@ CONFIG = {"epochs": 8, "batch_size": 32, "learning_rate": 0.01, "seed": 7, "fold
 
 
 def _scores(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
-    event = next(
-        record.event_log_entry
+    materialization = next(
+        materialization
         for record in instance.get_records_for_run(
             run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
         ).records
-        if record.event_log_entry.asset_materialization.asset_key.path
-        == ["cross_validation_scores"]
+        if (materialization := record.event_log_entry.asset_materialization) is not None
+        and materialization.asset_key.path == ["cross_validation_scores"]
     )
-    metadata = event.asset_materialization.metadata
+    metadata: dict[str, Any] = {k: v.value for k, v in materialization.metadata.items()}
     return {
-        "accuracy_mean": metadata["accuracy_mean"].value,
-        "loss_mean": metadata["loss_mean"].value,
+        "accuracy_mean": metadata["accuracy_mean"],
+        "loss_mean": metadata["loss_mean"],
         "folds": [
             {key: record.data[key] for key in ("fold", "accuracy", "loss", "test_rows")}
-            for record in metadata["folds"].value.records
+            for record in metadata["folds"].records
         ],
-        "confusion_matrix": metadata["confusion_matrix"].value,
+        "confusion_matrix": metadata["confusion_matrix"],
     }
 
 
-def _step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
-    return {
-        record.event_log_entry.step_key: record.event_log_entry.dagster_event.pid
-        for record in instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.STEP_START
-        ).records
-    }
+def _step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int | None]:
+    pids = {}
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_START
+    ).records:
+        event = record.event_log_entry.dagster_event
+        assert event is not None and event.step_key is not None, record
+        pids[event.step_key] = event.pid
+    return pids
 
 
 def test_multiprocess_folds_run_apart_and_score_as_in_process(
@@ -153,13 +156,14 @@ def test_in_process_folds_train_two_at_a_time_and_score_as_one_after_another(
 def test_fold_workers_start_nothing_under_a_step_executor(monkeypatch):
     """With PENGUINS_EXECUTOR=multiprocess each fold step is its own process: training all
     folds in the background of `split_folds` would only waste that process's time."""
+    import numpy as np
     import pandas as pd
 
     from penguins_platform.defs.resources import FoldWorkers
     from penguins_platform.ml.evaluation import FoldSplit
     from penguins_platform.ml.model import TrainingParameters
 
-    splits = [FoldSplit(n, [0], [1]) for n in (1, 2)]
+    splits = [FoldSplit(n, np.array([0]), np.array([1])) for n in (1, 2)]
     monkeypatch.setenv("PENGUINS_EXECUTOR", "multiprocess")
     resource = FoldWorkers(workers=2)
     assert resource.start(pd.DataFrame(), splits, TrainingParameters()) == 1

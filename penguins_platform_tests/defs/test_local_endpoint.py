@@ -1,5 +1,7 @@
 """The `local_endpoint` asset: deploy, swap, roll back and refuse, through Dagster."""
 
+from typing import cast
+
 import dagster as dg
 import pytest
 
@@ -11,8 +13,9 @@ from penguins_platform_tests.conftest import (
     definitions_with,
     materialization_metadata,
     run_deployment,
+    step_error,
 )
-from penguins_platform_tests.servers import free_port
+from penguins_platform_tests.servers import endpoint_health, free_port
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_deploys_the_champion_and_records_the_smoke_test(registry, endpoint):
     assert len(meta["smoke_predictions"].records) == 5
     # The store as a path, not as `sqlite:////…`, its URI's four slashes.
     assert meta["capture"] == str(endpoint.paths.state_dir / "capture.db")
-    assert service.health(endpoint.url)["model_version"] == "2"
+    assert endpoint_health(endpoint.url)["model_version"] == "2"
 
 
 def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
@@ -53,7 +56,7 @@ def test_a_chosen_version_swaps_in_without_a_restart(registry, endpoint):
     meta = materialization_metadata(result)
     assert (meta["action"], meta["previous_version"]) == ("swapped", "2")
     assert service.read_pid(endpoint.paths) == pid
-    assert service.health(endpoint.url)["model_version"] == "1"
+    assert endpoint_health(endpoint.url)["model_version"] == "1"
 
 
 def test_redeploying_the_serving_version_changes_nothing(registry, endpoint):
@@ -70,7 +73,7 @@ def test_a_version_failing_its_smoke_test_leaves_the_old_one_serving(registry, e
     reason = check_descriptions(result)["serves_expected_version"]
     assert "refused version 3" in reason and "no valid probabilities" in reason
     assert "version 2 serves" in reason
-    assert service.health(endpoint.url)["model_version"] == "2"
+    assert endpoint_health(endpoint.url)["model_version"] == "2"
 
 
 def test_a_failed_latency_check_puts_the_previous_version_back(registry, endpoint):
@@ -83,24 +86,26 @@ def test_a_failed_latency_check_puts_the_previous_version_back(registry, endpoin
         "latency_under_bound": False,
     }
     assert materialization_metadata(result)["serving_version"] == "1"
-    assert service.health(endpoint.url)["model_version"] == "1"
+    assert endpoint_health(endpoint.url)["model_version"] == "1"
 
 
 def test_an_unknown_version_fails_before_touching_the_endpoint(registry, endpoint):
     assert deploy(registry, endpoint, version="2").success
     result = deploy(registry, endpoint, version="42")
     assert not result.success
-    error = result.failure_data_for_node("local_endpoint").error
+    error = step_error(result, "local_endpoint")
     assert "has no version 42" in str(error.cause or error)
-    assert service.health(endpoint.url)["model_version"] == "2"
+    assert endpoint_health(endpoint.url)["model_version"] == "2"
 
 
 def _checks_only(registry, endpoint, **config) -> dg.ExecuteInProcessResult:
     """Run local_endpoint's checks alone, as the Checks tab's "Execute all" does."""
     instance, tracking = registry
     defs = definitions_with(mlflow=tracking, local=endpoint)
+    # The platform defines no cacheable assets, which `materialize` would not take.
+    assets = cast("list[dg.AssetsDefinition]", list(defs.assets or []))
     return dg.materialize(
-        defs.assets,
+        assets,
         selection=dg.AssetSelection.checks_for_assets(dg.AssetKey("local_endpoint")),
         resources=defs.resources,
         run_config={"ops": {"local_endpoint": {"config": config}}},
@@ -123,7 +128,7 @@ def test_the_checks_alone_verify_what_serves_without_deploying(registry, endpoin
         in check_descriptions(stale)["serves_expected_version"]
     )
     assert stale.get_asset_materialization_events() == [], "nothing was deployed"
-    assert service.health(endpoint.url)["model_version"] == "1"
+    assert endpoint_health(endpoint.url)["model_version"] == "1"
     assert service.read_pid(endpoint.paths) == pid
     assert _checks_only(registry, endpoint, version="1").success
 
@@ -136,7 +141,7 @@ def test_a_rollback_that_fails_is_reported_with_the_checks(registry, endpoint):
     result = deploy(registry, endpoint, version="2", latency_bound_ms=0.001)
     assert not result.success
     assert check_outcomes(result)["latency_under_bound"] is False
-    error = result.failure_data_for_node("local_endpoint").error
+    error = step_error(result, "local_endpoint")
     message = str(error.cause or error)
     assert "failed its deployment checks, and rolling the local endpoint" in message
     assert "back failed too" in message and "refused version 1" in message

@@ -3,6 +3,7 @@ real traffic through HTTP, labels written back to the capture store, Evidently r
 the retraining sensor reading the checks' history."""
 
 import sqlite3
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -19,7 +20,7 @@ from penguins_platform_tests.conftest import (
     definitions_with,
     run_deployment,
 )
-from penguins_platform_tests.servers import free_port
+from penguins_platform_tests.servers import endpoint_health, free_port
 
 MONITORING_ASSETS = ("production_data", "ground_truth_labels", "monitoring_report")
 
@@ -46,7 +47,7 @@ def send(endpoint: LocalEndpoint, requests: int, drift: bool = False, seed: int 
 
     from penguins_platform.traffic import sample_records, send_traffic
 
-    before = service.health(endpoint.url)["capture"]["written"]
+    before = endpoint_health(endpoint.url)["capture"]["written"]
     records = sample_records(pd.read_csv(DATA_FILE), requests, drift=drift, seed=seed)
     result = send_traffic(endpoint.target("penguins").invoke, records, batch_size=10)
     assert result.answered == requests
@@ -57,7 +58,7 @@ def wait_until_written(endpoint: LocalEndpoint, rows: int) -> None:
     import time
 
     deadline = time.monotonic() + 30
-    while service.health(endpoint.url)["capture"]["written"] < rows:
+    while endpoint_health(endpoint.url)["capture"]["written"] < rows:
         assert time.monotonic() < deadline, "the endpoint did not capture the traffic"
         time.sleep(0.05)
 
@@ -89,7 +90,7 @@ def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
-def copied_store(endpoint: LocalEndpoint, tmp_path) -> tuple[LocalEndpoint, object]:
+def copied_store(endpoint: LocalEndpoint, tmp_path: Path) -> tuple[LocalEndpoint, Path]:
     """A copy of the endpoint's capture store, and an endpoint resource (with no server)
     that reads it: a test may then damage or trim the copy."""
     store = tmp_path / "capture.db"
@@ -173,7 +174,7 @@ def test_poor_labels_fail_accuracy_and_request_retraining_once(registry, endpoin
     assert "against a threshold of 0.9" in check_descriptions(result)["production_accuracy"]
 
     first = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
-    [request] = first.run_requests
+    [request] = first.run_requests or []
     assert request.tags[RETRAINING_TAG] == "requested"
     assert request.tags[RETRAINING_REASON_TAG].startswith("production_accuracy failed: accuracy")
     assert retraining_sensor.job_name == "training_job"
@@ -186,7 +187,7 @@ def test_poor_labels_fail_accuracy_and_request_retraining_once(registry, endpoin
         dg.build_sensor_context(instance=instance, cursor=first.cursor)
     )
     assert second.run_requests == []
-    assert "cool-down" in second.skip_message
+    assert "cool-down" in (second.skip_message or "")
     assert RetrainingCursor.read(second.cursor).last_request_at is not None
     # Nothing new to judge: the next tick says so.
     third = retraining_sensor.evaluate_tick(
@@ -255,7 +256,9 @@ def test_drift_requests_retraining_only_when_it_persists():
     drifted = [evaluation(i, False, f"drift {i}") for i in (9, 8, 7)]
     assert retraining_reason([], drifted[:2], persistence=3) is None
     assert retraining_reason([], [drifted[0], evaluation(8, True), drifted[2]], 3) is None
-    reason, run = retraining_reason([evaluation(10, True)], drifted, persistence=3)
+    requested = retraining_reason([evaluation(10, True)], drifted, persistence=3)
+    assert requested is not None
+    reason, run = requested
     assert reason == "feature_drift failed in the last 3 evaluations: drift 9"
     assert run == "run-9"
 
@@ -268,11 +271,11 @@ def test_failed_accuracy_requests_retraining_at_once():
 
 def test_a_deployments_smoke_test_is_not_production_data(endpoint):
     """The deployment's smoke test repeats the same few rows; captured, they read as drift."""
-    capture = service.health(endpoint.url)["capture"]
+    capture = endpoint_health(endpoint.url)["capture"]
     assert capture["smoke_test_requests"] >= 1 + 20  # the deployment: smoke + latency requests
     answer = endpoint.target("penguins").invoke([{"island": "Dream"}], smoke_test=True)
     assert len(answer["predictions"]) == 1
-    after = service.health(endpoint.url)["capture"]
+    after = endpoint_health(endpoint.url)["capture"]
     assert after["submitted"] == capture["submitted"]
     assert after["smoke_test_requests"] == capture["smoke_test_requests"] + 1
 
@@ -307,7 +310,7 @@ def test_a_retention_that_would_delete_everything_is_refused(settings):
 
 def test_the_traffic_job_sends_real_requests_that_are_captured(registry, endpoint):
     instance, tracking = registry
-    before = service.health(endpoint.url)["capture"]["written"]
+    before = endpoint_health(endpoint.url)["capture"]["written"]
     defs = definitions_with(mlflow=tracking, local=endpoint)
     result = defs.resolve_job_def("traffic_job").execute_in_process(
         run_config={"ops": {"send_sample_traffic": {"config": {"requests": 25, "batch_size": 10}}}},
@@ -342,11 +345,11 @@ def test_check_descriptions_name_the_launchpad_field_of_their_bound():
     )
 
     specs = {
-        spec.name: spec.description
+        spec.name: spec.description or ""
         for asset in (production_data, monitoring_report)
         for spec in asset.check_specs
     }
-    bounds = {
+    bounds: dict[str, tuple[type[dg.Config], str]] = {
         "capture_health": (ProductionDataConfig, "recent_hours"),
         "feature_drift": (MonitoringReportConfig, "drift_share"),
         "production_accuracy": (MonitoringReportConfig, "accuracy_threshold"),

@@ -92,7 +92,7 @@ def test_a_tick_requests_one_training_run_that_launches_with_the_defaults():
     tick = datetime.datetime(2025, 1, 6, 3, tzinfo=datetime.UTC)
     data = training_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
     assert data.skip_message is None
-    [request] = data.run_requests
+    [request] = data.run_requests or []
     # A request without a job name runs the schedule's own job.
     assert request.job_name in (None, "training_job")
     assert request.tags["dagster/schedule_name"] == "training_schedule"

@@ -21,8 +21,8 @@ def register(tracking: MlflowTracking, trained, passed: bool = True, champion: b
 
     from penguins_platform.ml import packaging, schema
 
-    mlflow.set_tracking_uri(tracking.tracking_uri)
-    mlflow.set_registry_uri(tracking.tracking_uri)
+    mlflow.set_tracking_uri(tracking.uri)
+    mlflow.set_registry_uri(tracking.uri)
     client = tracking.client()
     run = client.create_run(tracking.experiment_id()).info.run_id
     example = trained.penguins[list(schema.FEATURES)].head(2)

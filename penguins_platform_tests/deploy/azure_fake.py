@@ -46,7 +46,7 @@ _DEP = _EP + r"/deployments/(?P<dep>[^/]+)"
 _OPS = r"/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+"
 # Server-side defaults the service fills in for managed deployments; the SDK's
 # ManagedOnlineDeployment._from_rest_object dereferences scaleSettings unconditionally.
-_PROBE = {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S"}
+_PROBE: dict[str, Any] = {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S"}
 _PROBE.update(successThreshold=1, failureThreshold=30)
 _DEPLOYMENT_DEFAULTS = {
     "endpointComputeType": "Managed",
@@ -310,7 +310,7 @@ class FakeAzureML(HttpTransport):
         return self._missing(match) or (200, self.keys[match["ep"]], {})
 
     def _get_token(self, match: re.Match, body: Any, base: str) -> Reply:
-        token = {"accessToken": "fake-aml-token", "tokenType": "Bearer"}
+        token: dict[str, Any] = {"accessToken": "fake-aml-token", "tokenType": "Bearer"}
         token.update(expiryTimeUtc=FAR_FUTURE, refreshAfterTimeUtc=FAR_FUTURE)
         return self._missing(match) or (200, token, {})
 

@@ -65,7 +65,9 @@ def _predict(endpoint_name: str, body: bytes, region: str) -> str:
     config = backend.endpoint_configs[endpoint.endpoint_config_name]
     model = backend._models[config.production_variants[0]["ModelName"]]
     bucket, _, key = model.primary_container["ModelDataUrl"].removeprefix("s3://").partition("/")
-    archive = s3_backends[ACCOUNT]["aws"].get_object(bucket, key).value
+    stored = s3_backends[ACCOUNT]["aws"].get_object(bucket, key)
+    assert stored is not None, f"moto's S3 has no s3://{bucket}/{key}"
+    archive = stored.value
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp, filter="data")
         inference = InferenceModel.load(Path(tmp) / "artifacts" / "inference")
@@ -87,14 +89,16 @@ def install(monkeypatch: pytest.MonkeyPatch, emulator: SageMakerEmulator) -> Non
         endpoint.production_variants = endpoint._process_production_variants(
             config["ProductionVariants"]
         )
-        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        endpoint.data_capture_config = config["DataCaptureConfig"]
         endpoint.endpoint_status = "InService"
         return endpoint
 
     def update_endpoint_response(self: SageMakerResponse) -> str:
         emulator.calls["UpdateEndpoint"] += 1
-        endpoint = self.sagemaker_backend.update_endpoint(
-            self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        endpoint = update_endpoint(
+            self.sagemaker_backend,
+            self._get_param("EndpointName"),
+            self._get_param("EndpointConfigName"),
         )
         return json.dumps({"EndpointArn": endpoint.arn})
 
@@ -110,7 +114,6 @@ def install(monkeypatch: pytest.MonkeyPatch, emulator: SageMakerEmulator) -> Non
         body = _predict(endpoint_name, self.body, emulator.region)
         return 200, {"Content-Type": "application/json"}, body
 
-    monkeypatch.setattr(SageMakerModelBackend, "update_endpoint", update_endpoint, raising=False)
     monkeypatch.setattr(
         SageMakerResponse, "update_endpoint", update_endpoint_response, raising=False
     )

@@ -6,11 +6,14 @@ import dagster as dg
 import pytest
 
 from penguins_platform.defs.resources import AzureMLEndpoint
+from penguins_platform.deploy.azure import AzureDeployError
+from penguins_platform.deploy.target import Deployment
 from penguins_platform_tests.conftest import (
     check_outcomes,
     materialization_metadata,
     run_deployment,
     run_log,
+    step_error,
 )
 
 
@@ -77,11 +80,17 @@ def test_failed_provisioning_keeps_the_old_deployment_and_removes_the_new(
     fake.fail_deployment_provisioning("penguins-2", "quota exceeded for Standard_DS3_v2")
     result = deploy(registry, azure_target, version="2")
     assert not result.success
-    error = result.failure_data_for_node("azure_endpoint").error
+    error = step_error(result, "azure_endpoint")
     assert "quota exceeded" in str(error.cause)
     assert "deployment penguins-1 keeps all traffic" in str(error.cause)
     assert _traffic(fake) == {"penguins-1": 100}
     assert set(fake.deployments["penguins"]) == {"penguins-1"}
+
+
+def test_promoting_to_a_deleted_endpoint_says_what_to_do(azure_target):
+    target = azure_target.target("penguins")
+    with pytest.raises(AzureDeployError, match=r"penguins was deleted .* deploy version 2 again"):
+        target.promote(Deployment("2", "created", name="penguins-2"))
 
 
 def test_rolling_back_to_a_chosen_version(registry, azure_target, azure_service):

@@ -17,7 +17,7 @@ from penguins_platform.serving import service
 from penguins_platform.tracking.contract import MODEL_NAME_TAG, VERSION_TAG
 from penguins_platform_tests.conftest import REPO_ROOT, run_deployment
 from penguins_platform_tests.deploy.conftest import target
-from penguins_platform_tests.servers import free_port
+from penguins_platform_tests.servers import endpoint_health, free_port
 
 
 def test_the_model_name_setting_reaches_the_mlflow_resource():
@@ -45,7 +45,7 @@ def test_a_non_default_model_name_reaches_every_target(
         for asset in ("local_endpoint", "sagemaker_endpoint", "azure_endpoint"):
             result = run_deployment(registry, asset, resources, version="2")
             assert result.success, asset
-        assert service.health(endpoint.url)["model_name"] == "penguins-deploy"
+        assert endpoint_health(endpoint.url)["model_name"] == "penguins-deploy"
     finally:
         service.stop(endpoint.paths)
 

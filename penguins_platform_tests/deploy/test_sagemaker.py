@@ -18,6 +18,7 @@ from penguins_platform_tests.conftest import (
     check_outcomes,
     export_inference_model,
     fit_model,
+    materialization_metadata,
     run_deployment,
 )
 from penguins_platform_tests.deploy.conftest import BUCKET, SECRET, target
@@ -87,6 +88,7 @@ def test_creates_a_tagged_endpoint_that_serves_the_version(emulator, moto_server
     s3 = boto3.client("s3", endpoint_url=moto_server)
     assert s3.head_object(Bucket=BUCKET, Key="penguins/models/1/model.tar.gz")
     answer = sagemaker.invoke([{"island": "Biscoe", "body_mass_g": 5800.0, "sex": "MALE"}])
+    assert isinstance(answer, dict)
     assert answer["predictions"][0]["prediction"] == "Gentoo"
 
 
@@ -171,8 +173,7 @@ def test_asset_deploys_and_passes_its_checks(emulator, moto_server, registry, ca
     assert check_outcomes(result) == dict.fromkeys(
         ("serves_expected_version", "smoke_predictions_valid", "latency_under_bound"), True
     )
-    [event] = result.get_asset_materialization_events()
-    meta = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+    meta = materialization_metadata(result)
     assert meta["serving_version"] == "2" and meta["smoke_accuracy"] >= 0.8
     assert meta["console"].startswith("https://us-east-1.console.aws.amazon.com/sagemaker/")
     logged = capsys.readouterr()

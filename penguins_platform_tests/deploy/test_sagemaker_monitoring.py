@@ -289,6 +289,7 @@ def test_a_deployed_endpoints_capture_is_credited_to_its_version_and_reported(
     for n in range(3):
         batch = records[n * 10 : (n + 1) * 10]
         answer = deployed.invoke(batch)
+        assert isinstance(answer, dict)
         species = [p["prediction"] for p in answer["predictions"]]
         lines.append(capture_line(f"req-{n}", batch, species, now - timedelta(seconds=3 - n)))
     put_capture(s3, now - timedelta(seconds=3), lines)

@@ -8,7 +8,7 @@ from penguins_platform.serving import service
 from penguins_platform_tests.conftest import QUICK_TRAINING, definitions_with
 from penguins_platform_tests.deploy.conftest import target
 from penguins_platform_tests.deploy.test_sagemaker import deployer
-from penguins_platform_tests.servers import free_port
+from penguins_platform_tests.servers import endpoint_health, free_port
 
 
 def test_new_versions_deploy_themselves_once_and_only_the_newest(
@@ -41,7 +41,7 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
             dg.AssetKey("local_endpoint"), dg.AssetKey("sagemaker_endpoint"),
         }  # fmt: skip
         assert run(request).success
-        assert service.health(endpoint.url)["model_version"] == "1"
+        assert endpoint_health(endpoint.url)["model_version"] == "1"
         assert deployer(sagemaker).served_version() == "1"
         assert tick().run_requests == [], "a version is deployed once"
 
@@ -51,7 +51,7 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
         assert request.tags["penguins/model_version"] == "3"
         assert request.tags["penguins/superseded"] == "2"
         assert run(request).success
-        assert service.health(endpoint.url)["model_version"] == "3"
+        assert endpoint_health(endpoint.url)["model_version"] == "3"
         assert deployer(sagemaker).served_version() == "3"
     finally:
         service.stop(endpoint.paths)

@@ -62,6 +62,7 @@ def _short_tag(loader: CloudFormationLoader, suffix: str, node: yaml.Node) -> di
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode), "YAML has three kinds of node"
         value = loader.construct_mapping(node, deep=True)
     if suffix in ("Ref", "Condition"):
         return {suffix: value}
@@ -93,7 +94,7 @@ def branches(value: Any) -> Iterator[Any]:
 
 def as_list(value: Any) -> list[Any]:
     """A property that takes one item or a list of them, as a list, each `Fn::If` expanded."""
-    items = []
+    items: list[Any] = []
     for branch in branches(value):
         for item in branch if isinstance(branch, list) else [branch]:
             items.extend(branches(item))
@@ -172,7 +173,7 @@ def statement_findings(statement: dict[str, Any], where: str) -> Iterator[Findin
 def policy_findings(template: dict[str, Any], name: str = "template") -> list[Finding]:
     """Every IAM problem in a template: broad statements in any policy document, and
     AWS-managed FullAccess, Administrator or PowerUser policies attached to an identity."""
-    findings = []
+    findings: list[Finding] = []
     for logical_id, resource in template.get("Resources", {}).items():
         properties = resource.get("Properties", {})
         for where, document in policy_documents(properties, f"{name}:{logical_id}"):

@@ -131,9 +131,11 @@ def offline_registry(served: Iterable[str], fetched: list[str]) -> Registry:
 
     def retrieve(uri: str) -> Resource:
         fetched.append(uri)
-        raise NoSuchResource(ref=uri)
+        raise NoSuchResource(uri)
 
-    return Registry(retrieve=retrieve).with_resources(
+    # referencing declares its attrs classes through the pre-PEP 681 `__dataclass_transform__`,
+    # which mypy does not read, so it knows no `retrieve` argument.
+    return Registry(retrieve=retrieve).with_resources(  # type: ignore[call-arg]
         (url, kubernetes_definitions(url)) for url in sorted(served)
     )
 

@@ -85,7 +85,7 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path: Path) -> None:
 
 def copy_sources(dockerfile: Path) -> list[str]:
     """The build-context paths the Dockerfile's COPY instructions read (not `COPY --from`)."""
-    sources = []
+    sources: list[str] = []
     for line in dockerfile.read_text().splitlines():
         words = line.split()
         if not words or words[0] != "COPY":

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pytest
@@ -25,6 +26,9 @@ from penguins_platform.project import PRODUCTION_INSTANCE
 from penguins_platform_tests.conftest import REPO_ROOT, VENV_BIN
 from penguins_platform_tests.readme import assert_shows
 from penguins_platform_tests.servers import free_port
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 # What infra/cloudformation/dagster.yaml gives the services, with made-up account values. The
 # DAGSTER_PG_* variables come from the `postgres_database` fixture, or PG_VALUES offline.
@@ -57,7 +61,7 @@ def production_config() -> dict:
     return yaml.safe_load(PRODUCTION_INSTANCE.read_text())
 
 
-def value_at(config: object, path: str) -> object:
+def value_at(config: Any, path: str) -> Any:
     """The value at a dotted path with list indexes, as env_references writes them."""
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         config = config[int(part[1:-1])] if part.startswith("[") else config[part]
@@ -111,7 +115,7 @@ def test_each_section_validates_against_its_class(
     module = module.replace("dagster.core.", "dagster._core.", 1)
     klass = getattr(importlib.import_module(module), class_name)
     result = process_config(resolve_to_config_type(klass.config_type()), values)
-    assert result.success, [error.message for error in result.errors]
+    assert result.success, [error.message for error in result.errors or []]
 
     references = [r for r in env_references(config) if r.path.startswith(f"{where}.")]
     assert references or section == "run_coordinator"
@@ -128,7 +132,7 @@ def test_the_whole_file_passes_dagsters_instance_schema(production_environment):
     result = process_config(
         resolve_to_config_type(dagster_instance_config_schema()), production_config()
     )
-    assert result.success, [error.message for error in result.errors]
+    assert result.success, [error.message for error in result.errors or []]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ def test_the_whole_file_passes_dagsters_instance_schema(production_environment):
 
 @dataclass(frozen=True)
 class EcsCluster:
-    client: object  # boto3 ECS client
+    client: BaseClient  # boto3's ECS client
     cluster_arn: str
     subnet: str
     security_group: str
@@ -237,7 +241,9 @@ def _launch_training_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
             job_code_origin=remote.get_python_origin(),
         )
         instance.launch_run(run.run_id, workspace)
-    return instance.get_run_by_id(run.run_id)
+    launched = instance.get_run_by_id(run.run_id)
+    assert launched is not None
+    return launched
 
 
 def _command(overrides: dict) -> list[str]:
@@ -282,6 +288,8 @@ def test_the_production_launcher_registers_the_run_task_definition(ecs, monkeypa
     moto 5.2's RunTask fails on a Fargate task definition without a container-level memory,
     which is what the launcher registers (and what AWS accepts), so RunTask is recorded here;
     the test above runs a real one."""
+    from dagster_aws.ecs import EcsRunLauncher
+
     for name, value in {**PRODUCTION_VALUES, **PG_VALUES}.items():
         monkeypatch.setenv(name, value)
     block = production_config()["run_launcher"]
@@ -297,7 +305,9 @@ def test_the_production_launcher_registers_the_run_task_definition(ecs, monkeypa
         return {"tasks": [{"taskArn": task, "clusterArn": ecs.cluster_arn}], "failures": []}
 
     with dg.instance_for_test(overrides={"run_launcher": block}) as instance:
-        monkeypatch.setattr(instance.run_launcher.ecs, "run_task", run_task)
+        launcher = instance.run_launcher
+        assert isinstance(launcher, EcsRunLauncher)
+        monkeypatch.setattr(launcher.ecs, "run_task", run_task)
         run = _launch_training_run(instance)
 
     [kwargs] = started

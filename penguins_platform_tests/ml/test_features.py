@@ -62,7 +62,7 @@ def test_imputer_learns_only_the_rows_it_is_fitted_on(cleaned):
 
 def test_cross_validation_never_fits_transformers_on_held_out_rows(cleaned, monkeypatch):
     fitted_on: list[set[int]] = []
-    original_fit = FittedTransformers.fit.__func__
+    original_fit = vars(FittedTransformers)["fit"].__func__
 
     def recording_fit(cls, df):
         fitted_on.append(set(df.index))

@@ -129,7 +129,7 @@ def test_a_source_that_cannot_be_read_fails_the_read_naming_it(sources):
     def broken(limit: int) -> ProductionBatch:
         raise CaptureError("access denied")
 
-    sources["sagemaker"].read_newest = broken  # type: ignore[method-assign]
+    sources["sagemaker"].read_newest = broken
     with pytest.raises(CaptureReadError, match="could not read the s3 capture: access denied"):
         read_production(sources, rows=10, retention=Retention(), now=NOW)
 

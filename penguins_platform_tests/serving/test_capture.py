@@ -13,7 +13,7 @@ from penguins_platform.serving.capture import CaptureStore
 
 
 def _row(request_id: str, i: int) -> tuple:
-    values = {c: None for c in CAPTURED_COLUMNS}
+    values: dict[str, object] = {c: None for c in CAPTURED_COLUMNS}
     values.update(
         request_id=request_id, row=i, captured_at="2026-01-01T00:00:00+00:00",
         model_version="1", island="Dream", prediction="Adelie", confidence=0.9,

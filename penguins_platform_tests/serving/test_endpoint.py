@@ -14,7 +14,7 @@ from penguins_platform import defaults
 from penguins_platform.ml.features import feature_records
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.serving import service
-from penguins_platform_tests.servers import HttpClient
+from penguins_platform_tests.servers import HttpClient, endpoint_health
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_a_body_past_the_drain_bound_is_refused_at_once_and_the_server_carries_o
         pass  # closing on a client still sending is allowed past the bound
     finally:
         http.close()
-    assert service.health(endpoint.url)["status"] == "ok"
+    assert endpoint_health(endpoint.url)["status"] == "ok"
 
 
 def test_server_stays_healthy_after_every_bad_request(endpoint):
@@ -188,7 +188,7 @@ def test_server_stays_healthy_after_every_bad_request(endpoint):
     status, answer = http.predict([SAMPLE_PENGUIN])
     http.close()
     assert status == 200 and answer["predictions"][0]["prediction"] == "Gentoo"
-    assert service.health(endpoint.url)["status"] == "ok"
+    assert endpoint_health(endpoint.url)["status"] == "ok"
 
 
 def test_eight_concurrent_clients_get_the_sequential_answers(endpoint, trained_model):
@@ -265,7 +265,7 @@ def _wait_for_capture(url: str, expected: int) -> dict:
     import time
 
     for _ in range(100):
-        counters = service.health(url)["capture"]
+        counters = endpoint_health(url)["capture"]
         if counters["pending"] == 0 and counters["submitted"] == expected:
             return counters
         time.sleep(0.1)
@@ -277,7 +277,7 @@ def test_capture_switched_off_writes_nothing(start_endpoint, tmp_path):
     http = HttpClient(running.url)
     assert http.predict([SAMPLE_PENGUIN])[0] == 200
     http.close()
-    assert service.health(running.url)["capture"]["enabled"] is False
+    assert endpoint_health(running.url)["capture"]["enabled"] is False
     service.stop(running.paths)
     assert not running.capture_db.exists()
 
@@ -315,7 +315,7 @@ def test_a_client_leaving_mid_upload_is_one_log_line(fresh_endpoint):
     while "disconnected during its upload" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
-    assert service.health(fresh_endpoint.url)["status"] == "ok"
+    assert endpoint_health(fresh_endpoint.url)["status"] == "ok"
     text = log.read_text()
     assert text.count("disconnected during its upload") == 1
     assert "Exception in ASGI application" not in text

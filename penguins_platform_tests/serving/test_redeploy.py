@@ -8,7 +8,7 @@ import pytest
 
 from penguins_platform.serving import service
 from penguins_platform_tests.conftest import export_inference_model, fit_model
-from penguins_platform_tests.servers import HttpClient
+from penguins_platform_tests.servers import HttpClient, endpoint_health
 
 SAMPLE = {"island": "Biscoe", "culmen_length_mm": 48.6, "body_mass_g": 5800.0}
 
@@ -44,7 +44,7 @@ def test_redeploy_under_load_fails_no_request(fresh_endpoint, second_model_dir):
     assert {"1", "2"} <= set(versions), "load ran before and after the swap"
     first_new = versions.index("2")
     assert len(outcomes) > 100
-    assert service.health(fresh_endpoint.url)["model_version"] == "2"
+    assert endpoint_health(fresh_endpoint.url)["model_version"] == "2"
     assert versions[first_new:].count("1") <= 4, "only requests in flight at the swap see v1"
 
 
@@ -65,7 +65,7 @@ def test_a_missing_model_folder_is_refused(fresh_endpoint, tmp_path):
         service.swap(
             fresh_endpoint.url, fresh_endpoint.paths, tmp_path / "nothing", "3", "penguins"
         )
-    assert service.health(fresh_endpoint.url)["model_version"] == "1"
+    assert endpoint_health(fresh_endpoint.url)["model_version"] == "1"
 
 
 def test_the_admin_swap_needs_the_token(fresh_endpoint, second_model_dir):
@@ -75,7 +75,7 @@ def test_the_admin_swap_needs_the_token(fresh_endpoint, second_model_dir):
         token="guess",
     )
     assert status == 401
-    assert service.health(fresh_endpoint.url)["model_version"] == "1"
+    assert endpoint_health(fresh_endpoint.url)["model_version"] == "1"
 
 
 def test_starting_on_a_broken_model_fails_with_the_log(broken_model_dir, tmp_path, start_endpoint):
@@ -91,9 +91,11 @@ def test_refusals_of_a_swap_name_what_happened(fresh_endpoint, broken_model_dir)
     url = f"{fresh_endpoint.url}/admin/model"
     payload = {"model_dir": str(broken_model_dir), "version": "9"}
     status, body = service.request_json(url, payload, token="guess")
+    assert isinstance(body, dict)
     assert (status, body["error_code"]) == (401, "UNAUTHORIZED")
     token = fresh_endpoint.paths.token_file.read_text()
     status, body = service.request_json(url, payload, token=token)
+    assert isinstance(body, dict)
     assert (status, body["error_code"]) == (422, "MODEL_REJECTED")
     assert body["serving_version"] == "1"
 
@@ -113,7 +115,7 @@ def test_requests_are_answered_while_a_new_version_loads(
     parameters = (slow / "inference.json").read_bytes()
     (slow / "inference.json").unlink()
     os.mkfifo(slow / "inference.json")
-    swapped: list[object] = []
+    swapped: list[dict[str, object]] = []
     swap = threading.Thread(
         target=lambda: swapped.append(
             service.swap(fresh_endpoint.url, fresh_endpoint.paths, slow, "2", "penguins")
@@ -132,4 +134,4 @@ def test_requests_are_answered_while_a_new_version_loads(
             pipe.write(parameters)
         swap.join(timeout=30)
     assert swapped and swapped[0]["model_version"] == "2"
-    assert service.health(fresh_endpoint.url)["model_version"] == "2"
+    assert endpoint_health(fresh_endpoint.url)["model_version"] == "2"
