@@ -47,6 +47,36 @@ if TYPE_CHECKING:
 pytest_plugins = ["penguins_platform_tests.tiers"]
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever `sys.stderr` is at the time, and that no one closes.
+
+    absl (under JAX) binds its logging handler to `sys.stderr` as it is when absl is imported,
+    which under pytest is a capture file. Dagster configures logging afresh for every run
+    (`logging.config.dictConfig`), which closes every handler in the process, and absl's
+    handler then closes its stream unless that stream is `sys.stderr` at that moment. In a
+    test that uses `capsys` it is not, so pytest's own capture file got closed, and every
+    later test of that worker failed with "I/O operation on closed file".
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """Not the handler's to close."""
+
+
+def _absl_logs_to_the_current_stderr() -> None:
+    import absl.logging
+
+    absl.logging.get_absl_handler().python_handler.setStream(_CurrentStderr())
+
+
+_absl_logs_to_the_current_stderr()
+
+
 LINEAGE_ASSETS = {
     "raw_penguins",
     "penguins",
