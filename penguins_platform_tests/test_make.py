@@ -199,3 +199,12 @@ def test_a_run_over_its_max_runtime_is_stopped_and_says_so(tmp_path, penguins_cl
         [run] = instance.get_runs()
     assert run.status == dg.DagsterRunStatus.FAILURE
     assert run.tags["dagster/max_runtime"] == "3"
+
+
+def test_make_test_names_a_missing_system_package_and_the_command_that_installs_it(make):
+    """`make test` never runs sudo itself: it says what is missing and what to run."""
+    done = make("check-system-packages", env={"CHROMIUM": "/nowhere/chromium"})
+    assert done.returncode != 0
+    assert "make test needs Debian's chromium" in done.stderr
+    assert "run 'make system-packages'" in done.stderr
+    assert make("check-system-packages", env={}).returncode == 0, "this machine has both"

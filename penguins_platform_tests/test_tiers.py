@@ -1,11 +1,13 @@
 """The tiers follow the fixtures: a test lands in its tier without a hand-written marker, and a
 fast-tier test that starts a server fails, saying what to do."""
 
+import re
+import subprocess
+import sys
+
 import pytest
 
 from penguins_platform_tests.tiers import tier_of
-
-pytest_plugins = ["pytester"]
 
 TIERED_SUITE = """
 import subprocess
@@ -45,6 +47,18 @@ def test_starts_a_server_inline():
     subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True).wait()
 """
 
+# Prints each test's tier once the tiers plugin has marked it.
+SHOW_TIERS = """
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tiers = sorted(m.name for m in item.iter_markers() if m.name in ("integration", "e2e"))
+        print(f"TIER {item.name} {','.join(tiers) or 'fast'}")
+"""
+
 
 def test_a_fixture_puts_its_tests_in_the_heaviest_tier_it_names():
     assert tier_of(["tmp_path", "cleaned"]) is None
@@ -52,31 +66,32 @@ def test_a_fixture_puts_its_tests_in_the_heaviest_tier_it_names():
     assert tier_of(["endpoint", "dagster_dev"]) == "e2e"
 
 
-@pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(test_suite=TIERED_SUITE)
-    return pytester
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess:
+    """A small suite run under the tiers plugin, in a process of its own: this process has
+    the plugin's guard around its own tests."""
+    root = tmp_path_factory.mktemp("tiered")
+    (root / "test_suite.py").write_text(TIERED_SUITE)
+    (root / "conftest.py").write_text(SHOW_TIERS)
+    command = [sys.executable, "-m", "pytest", "-p", "penguins_platform_tests.tiers", "-s", "-q"]
+    return subprocess.run(
+        [*command, "-p", "no:cacheprovider", "-p", "no:xdist", str(root)],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
-def _selected(suite: pytest.Pytester, markers: str) -> set[str]:
-    done = suite.runpytest_subprocess(
-        "-p", "penguins_platform_tests.tiers", "--collect-only", "-q", "-m", markers
-    )
-    return {line.split("::")[1] for line in done.outlines if "::" in line}
+def test_markers_follow_the_fixtures_a_test_uses_even_indirectly(suite_run):
+    tiers = dict(re.findall(r"^TIER (\w+) (\S+)$", suite_run.stdout, re.M))
+    assert tiers == {
+        "test_plain": "fast",
+        "test_through_another_fixture": "integration",
+        "test_user_command": "e2e",
+        "test_starts_a_server_inline": "fast",
+    }, suite_run.stdout
 
 
-def test_markers_follow_the_fixtures_a_test_uses_even_indirectly(suite):
-    assert _selected(suite, "integration") == {"test_through_another_fixture"}
-    assert _selected(suite, "e2e") == {"test_user_command"}
-    assert _selected(suite, "not integration and not e2e") == {
-        "test_plain",
-        "test_starts_a_server_inline",
-    }
-
-
-def test_a_fast_test_that_starts_a_server_fails_and_says_what_to_do(suite):
-    done = suite.runpytest_subprocess(
-        "-p", "penguins_platform_tests.tiers", "-k", "inline or plain"
-    )
-    done.assert_outcomes(passed=1, failed=1)
-    done.stdout.fnmatch_lines(["*this test starts a detached process*tiers.py*"])
+def test_a_fast_test_that_starts_a_server_fails_and_says_what_to_do(suite_run):
+    assert "1 failed, 3 passed" in suite_run.stdout, suite_run.stdout[-3000:]
+    assert "FAILED test_suite.py::test_starts_a_server_inline" in suite_run.stdout
+    assert "this test starts a detached process" in suite_run.stdout
+    assert "penguins_platform_tests/tiers.py" in suite_run.stdout

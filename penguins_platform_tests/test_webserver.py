@@ -4,7 +4,7 @@ import time
 
 import dagster as dg
 
-from penguins_platform_tests.conftest import LINEAGE_ASSETS
+from penguins_platform_tests.conftest import DAGSTER_DEV_SENSOR_INTERVAL, LINEAGE_ASSETS
 
 QUERY = """
 {
@@ -70,7 +70,8 @@ def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor_only(dagster
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert set(sensors) == {"new_model_version_sensor", "retraining_sensor"}
     deployment = sensors["new_model_version_sensor"]
-    assert deployment["minIntervalSeconds"] == 30
+    # The fixture's PENGUINS_SENSOR_INTERVAL reached the code location (30 s by default).
+    assert deployment["minIntervalSeconds"] == DAGSTER_DEV_SENSOR_INTERVAL
     assert deployment["sensorState"]["status"] == "RUNNING"
     # Locally nothing retrains behind the user's back: PENGUINS_SCHEDULES=on starts it.
     assert sensors["retraining_sensor"]["sensorState"]["status"] == "STOPPED"

@@ -42,7 +42,6 @@ TIER_FIXTURES: dict[str, frozenset[str]] = {
         }
     ),
 }
-FAST_MARKERS = "not integration and not e2e"
 
 
 def pytest_configure(config: pytest.Config) -> None:
