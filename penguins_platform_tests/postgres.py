@@ -25,7 +25,7 @@ import yaml
 from penguins_platform.project import PRODUCTION_INSTANCE
 from penguins_platform_tests.servers import free_port
 
-INSTALL_HINT = "install PostgreSQL (Debian: apt-get install -y postgresql; `make test` does it)"
+INSTALL_HINT = "install PostgreSQL: `make system-packages` (Debian: apt-get install -y postgresql)"
 
 
 def postgres_bin_dir() -> Path:

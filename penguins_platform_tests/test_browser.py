@@ -1,6 +1,6 @@
 """The Dagster UI in a real browser, as a new user clicks through it.
 
-Headless Chromium (Debian's, which `make test` installs when it is missing) drives the UI
+Headless Chromium (Debian's, which `make system-packages` installs) drives the UI
 that `dagster dev` serves. Each test saves a screenshot under bench/results/ so a reviewer
 can look at what a user sees.
 """
@@ -38,8 +38,8 @@ def browser() -> Iterator[object]:
     """Headless Chromium through Playwright; the driver and browser stop with the module."""
     if not CHROMIUM.exists():
         pytest.fail(
-            f"no Chromium at {CHROMIUM}: `make test` installs Debian's `chromium` when run as "
-            "root; otherwise `sudo apt-get install -y chromium` (or set PENGUINS_CHROMIUM)"
+            f"no Chromium at {CHROMIUM}: `make system-packages` installs Debian's `chromium` "
+            "(or set PENGUINS_CHROMIUM to another one)"
         )
     from playwright.sync_api import sync_playwright
 

@@ -40,7 +40,7 @@ def hadolint(dockerfile: Path, tmp_path: Path) -> tuple[int, list[dict]]:
     An explicit, empty configuration keeps a user's or the project's hadolint settings out.
     """
     if not HADOLINT.exists():
-        pytest.fail(f"no hadolint at {HADOLINT}: run `make setup` (the dev group installs it)")
+        pytest.fail(f"no hadolint at {HADOLINT}: run `make setup-dev` (the dev group installs it)")
     config = tmp_path / "hadolint.yaml"
     config.write_text("ignored: []\n")
     result = subprocess.run(
