@@ -32,8 +32,11 @@ class ExecutorChoiceError(ValueError):
 def executor_choice(environ: Mapping[str, str] | None = None) -> str:
     """`PENGUINS_EXECUTOR` of `environ` (the process's environment when None), normalised:
     in_process when it is unset."""
-    chosen = ExecutionSettings.from_environ(environ).executor
-    return chosen.strip().lower().replace("-", "_")
+    return _normalised(ExecutionSettings.from_environ(environ).executor)
+
+
+def _normalised(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
 
 
 def steps_run_in_process() -> bool:
@@ -43,7 +46,8 @@ def steps_run_in_process() -> bool:
 
 def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
     """The executor that `PENGUINS_EXECUTOR` names, in-process when it is unset."""
-    choice = executor_choice(environ)
+    given = ExecutionSettings.from_environ(environ).executor
+    choice = _normalised(given)
     if choice == "in_process":
         return dg.in_process_executor
     if choice == "multiprocess":
@@ -56,7 +60,6 @@ def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDe
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    given = ExecutionSettings.from_environ(environ).executor
     raise ExecutorChoiceError(
         f"{EXECUTOR_VARIABLE}={given!r} names no executor; choose one of {', '.join(CHOICES)}"
     )

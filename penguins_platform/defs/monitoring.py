@@ -31,6 +31,7 @@ from penguins_platform.defs.resources import (
     Monitoring,
     SageMakerEndpoint,
 )
+from penguins_platform.defs.schedules import AUTOMATION
 from penguins_platform.settings import AutomationSettings, variable
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 GROUP = "monitoring"
 REPORT_KEY = dg.AssetKey("monitoring_report")
-DRIFT_PERSISTENCE = AutomationSettings().drift_persistence
 
 
 class ProductionDataConfig(dg.Config):
@@ -269,7 +269,7 @@ def ground_truth_labels(
             asset="monitoring_report",
             description="The share of drifted features stays within "
             f"{_bound(MonitoringReportConfig, 'drift_share')}: production still looks like the "
-            f"training data. Warns; drift in {DRIFT_PERSISTENCE} evaluations in a row "
+            f"training data. Warns; drift in {AUTOMATION.drift_persistence} evaluations in a row "
             f"({variable(AutomationSettings, 'drift_persistence')}) requests retraining.",
         ),
         dg.AssetCheckSpec(

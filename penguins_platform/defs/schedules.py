@@ -11,6 +11,7 @@ import dagster as dg
 from penguins_platform.defs.jobs import monitoring_job, training_job
 from penguins_platform.settings import AutomationSettings, variable
 
+# Read once, where the code location loads; the sensors and the monitoring checks read it too.
 AUTOMATION = AutomationSettings()
 
 

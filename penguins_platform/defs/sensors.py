@@ -20,13 +20,12 @@ from penguins_platform.defs.jobs import (
     training_job,
 )
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.schedules import AUTOMATION
 from penguins_platform.settings import AutomationSettings, variable
 from penguins_platform.tracking import credentials
 
 if TYPE_CHECKING:
     from penguins_platform.defs.event_log import CheckEvaluation
-
-AUTOMATION = AutomationSettings()
 
 
 def read_cursor(cursor: str | None) -> int:
@@ -110,8 +109,6 @@ def new_model_version_sensor(
     )
 
 
-RETRAINING_COOLDOWN_HOURS = AUTOMATION.retraining_cooldown_hours
-DRIFT_PERSISTENCE = AUTOMATION.drift_persistence
 ACCURACY_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "production_accuracy")
 DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("monitoring_report"), "feature_drift")
 
@@ -168,9 +165,9 @@ def last_retraining_request(instance: dg.DagsterInstance) -> float | None:
     ),
     description=(
         "Requests retraining when production_accuracy fails, or when feature_drift fails in "
-        f"{DRIFT_PERSISTENCE} evaluations in a row "
+        f"{AUTOMATION.drift_persistence} evaluations in a row "
         f"({variable(AutomationSettings, 'drift_persistence')}); at most once per "
-        f"{RETRAINING_COOLDOWN_HOURS:g} h "
+        f"{AUTOMATION.retraining_cooldown_hours:g} h "
         f"({variable(AutomationSettings, 'retraining_cooldown_hours')}). The new model is "
         "gated by the training checks, then deployed by the deployment sensor. Stopped unless "
         f"{variable(AutomationSettings, 'schedules')}=on."
@@ -180,7 +177,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
     from penguins_platform.defs import event_log
 
     cursor = RetrainingCursor.read(context.cursor)
-    limit = max(DRIFT_PERSISTENCE, 1)
+    limit = AUTOMATION.drift_persistence  # at least 1, the setting says
     accuracy = event_log.check_history(context.instance, ACCURACY_CHECK, 1)
     drift = event_log.check_history(context.instance, DRIFT_CHECK, limit)
     newest = max((e.storage_id for e in accuracy[:1] + drift[:1]), default=0)
@@ -188,7 +185,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
         return dg.SkipReason("no monitoring evaluation since the last tick")
     judged = replace(cursor, last_evaluation=newest)
     found = retraining_reason(
-        [e for e in accuracy if e.storage_id > cursor.last_evaluation], drift, DRIFT_PERSISTENCE
+        [e for e in accuracy if e.storage_id > cursor.last_evaluation], drift, limit
     )
     if found is None:
         return dg.SensorResult(
@@ -199,7 +196,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
     now = time.time()
     requests = [t for t in (cursor.last_request_at, last_retraining_request(context.instance)) if t]
     last = max(requests, default=None)
-    cooldown = RETRAINING_COOLDOWN_HOURS * 3600
+    cooldown = AUTOMATION.retraining_cooldown_hours * 3600
     if last is not None and now - last < cooldown:
         until = datetime.fromtimestamp(last + cooldown, UTC).isoformat(timespec="seconds")
         return dg.SensorResult(
