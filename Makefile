@@ -24,7 +24,7 @@ TEST_WORKERS ?= 2
 PYTEST = PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 FAST_TESTS = not integration and not e2e
 
-.PHONY: setup setup-dev train serve sample traffic monitor stop dev mlflow-ui test test-fast \
+.PHONY: setup setup-dev train promote rollback serve sample traffic monitor stop dev mlflow-ui test test-fast \
 	ruff lint format bench clean system-packages check-system-packages
 
 $(UV):
@@ -61,6 +61,16 @@ sample: setup  ## send the reference's sample penguin to the endpoint
 
 traffic: setup  ## send sampled penguins to the endpoint; ARGS="--drift" drifts their body mass
 	$(BIN)/python -m penguins_platform traffic $(ARGS)
+
+promote: setup  ## make VERSION the champion by hand: make promote VERSION=3 REASON="why"
+	@if [ -z "$(VERSION)" ] || [ -z "$(REASON)" ]; then \
+	  echo 'usage: make promote VERSION=n REASON="why" (make rollback REASON="why" for the previous champion)' >&2; \
+	  exit 2; fi
+	$(BIN)/python -m penguins_platform promote "$(VERSION)" --reason "$(REASON)" $(ARGS)
+
+rollback: setup  ## the champion that the current one replaced serves again: make rollback REASON="why"
+	@if [ -z "$(REASON)" ]; then echo 'usage: make rollback REASON="why"' >&2; exit 2; fi
+	$(BIN)/python -m penguins_platform promote --previous --reason "$(REASON)" $(ARGS)
 
 monitor: setup  ## evaluate the captured traffic: labels, drift, accuracy, an HTML report
 	$(BIN)/python -m penguins_platform monitor $(ARGS)

@@ -53,6 +53,24 @@ def parser() -> argparse.ArgumentParser:
         type=at_least_one,
         help=f"largest data location to load, in bytes ({defaults.MAX_DATA_BYTES:,})",
     )
+    promote = commands.add_parser(
+        "promote",
+        help="make a version the champion by hand (a rollback when it is older)",
+        description="Promote a registered version to champion through the promotion job, "
+        "bypassing the challenger gate, and record who asked and why. The champion sensor "
+        "then deploys it; `serve` serves it now.",
+    )
+    which = promote.add_mutually_exclusive_group(required=True)
+    which.add_argument("version", nargs="?", help="the registered version to promote")
+    which.add_argument(
+        "--previous",
+        action="store_true",
+        help="promote the champion that the current one replaced (a rollback)",
+    )
+    promote.add_argument("--reason", required=True, help="why; kept on the version and the run")
+    promote.add_argument(
+        "--requested-by", default=None, help="who asks (default: this user's login name)"
+    )
     monitor = commands.add_parser(
         "monitor",
         help="evaluate what the endpoint captured",
@@ -63,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
         "--rows", type=at_least_one, help=f"newest rows to read ({defaults.MONITORING_ROWS})"
     )
     serve = commands.add_parser("serve", help="serve on the endpoint")
-    for command in (train, serve, monitor):
+    for command in (train, serve, monitor, promote):
         command.add_argument(
             "--max-runtime",
             type=float,
@@ -155,7 +173,9 @@ def train(args: argparse.Namespace) -> int:
         steps_per_execution=args.steps_per_execution,
         max_data_bytes=args.max_data_bytes,
     )
-    result = run_job("training_job", run_config, "Training", **run_options(args))
+    result = run_job(
+        "training_job", run_config, "Training", settled=lost_the_gate, **run_options(args)
+    )
     if result is None:
         return 1
     version = result.output_for_node("registered_model_version")
@@ -164,6 +184,68 @@ def train(args: argparse.Namespace) -> int:
         f"Registered penguins version {version}: cross-validated accuracy "
         f"{scores.accuracy_mean:.4f} ± {scores.accuracy_std:.4f} (run {result.run_id})"
     )
+    gate = gate_evaluation(result)
+    if gate is not None and gate.passed:
+        print(f"Champion: version {version} ({gate.description})")
+    elif gate is not None:
+        print(
+            f"Not promoted, so not deployed: {gate.description}. It stays registered as the "
+            f"challenger; `make promote VERSION={version} REASON='...'` promotes it anyway."
+        )
+    return 0
+
+
+def gate_evaluation(result: Any) -> Any:
+    """The run's `beats_champion` evaluation, or None when it did not run."""
+    found = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_champion"]
+    return found[0] if found else None
+
+
+def lost_the_gate(result: Any) -> bool:
+    """A training run that failed only because its challenger lost: registered, not promoted."""
+    gate = gate_evaluation(result)
+    return gate is not None and not gate.passed
+
+
+def promote(args: argparse.Namespace) -> int:
+    """Run the promotion job: the champion alias moves to the version, recorded as by hand."""
+    import getpass
+
+    prepare_dagster_home()
+    import dagster as dg
+
+    from penguins_platform.defs import event_log
+    from penguins_platform.defs.registry import REASON_TAG, REQUESTED_BY_TAG
+    from penguins_platform.tracking.promotion import PromotionError, previous_champion
+
+    version = args.version
+    if args.previous:
+        tracking = configured("mlflow")
+        try:
+            version = previous_champion(tracking.client(), tracking.registered_model_name)
+        except PromotionError as error:
+            print(f"Cannot roll back: {error}", file=sys.stderr)
+            return 1
+    requested_by = args.requested_by or getpass.getuser()
+    config = {"version": version, "reason": args.reason, "requested_by": requested_by}
+    result = run_job(
+        "promotion_job",
+        dg.RunConfig(ops={"champion": {"config": config}}),
+        "Promotion",
+        tags={REQUESTED_BY_TAG: requested_by[:200], REASON_TAG: args.reason[:200]},
+        **run_options(args),
+    )
+    if result is None:
+        return 1
+    promoted = event_log.materialized_metadata(result, dg.AssetKey("champion")) or {}
+    if promoted.get("champion_changed"):
+        print(
+            f"Champion: version {version} ({promoted['promotion']}; was "
+            f"{promoted['previous_champion']}). The champion sensor deploys it; "
+            "`make serve` serves it now."
+        )
+    else:
+        print(f"Version {version} is already the champion; nothing changed.")
     return 0
 
 
@@ -197,15 +279,6 @@ def monitor(args: argparse.Namespace) -> int:
 
     from penguins_platform.defs import event_log
 
-    with dg.DagsterInstance.get() as instance:
-        trained = event_log.latest_materialization_id(instance, dg.AssetKey("penguins"))
-    if trained is None:
-        print(
-            "Monitoring compares production with the training data, and this instance has "
-            "none yet: run `make train` (and `make serve`, `make traffic`) first.",
-            file=sys.stderr,
-        )
-        return 1
     config = {"rows": args.rows} if args.rows else {}
     run_config = dg.RunConfig(ops={"production_data": {"config": config}})
     result = run_job("monitoring_job", run_config, "Monitoring", **run_options(args))
@@ -451,6 +524,7 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         "sample": sample,
         "traffic": traffic,
         "monitor": monitor,
+        "promote": promote,
         "dev": dev,
         "mlflow-ui": mlflow_ui,
         "settings": settings,

@@ -4,6 +4,8 @@ The launchpad, the CLI, the benchmarks and the tests all read these, so changing
 here changes it everywhere. The training recipe is the reference program's.
 """
 
+from typing import Final
+
 # The training recipe. One seed drives the shuffle, the weights and the fold split.
 THRESHOLD = 0.7  # minimum mean cross-validated accuracy for a model to be registered
 EPOCHS = 50
@@ -74,3 +76,11 @@ RETRAINING_SENSOR_INTERVAL_SECONDS = 60
 # The traffic tool (`make traffic`): sample requests for demos and tests.
 TRAFFIC_REQUESTS = 200
 TRAFFIC_BATCH_SIZE = 10
+
+# The challenger gate. Every cleaned row is either training or holdout, decided by a hash of
+# its values, so a row keeps its side in every run and across data versions: no registered
+# version trained on a holdout row. A new version must beat the champion on the holdout by
+# at least the margin, in the metric (one of MLflow's classifier metrics), to be promoted.
+HOLDOUT_SHARE = 0.2
+PROMOTION_METRIC: Final = "accuracy_score"
+PROMOTION_MARGIN = 0.01  # about one more holdout row right out of 70

@@ -23,6 +23,7 @@ from penguins_platform.defs.jobs import (
     deployment_job,
     local_endpoint_job,
     monitoring_job,
+    promotion_job,
     training_job,
 )
 from penguins_platform.defs.monitoring import (
@@ -30,7 +31,7 @@ from penguins_platform.defs.monitoring import (
     monitoring_report,
     production_data,
 )
-from penguins_platform.defs.registry import registered_model_version
+from penguins_platform.defs.registry import beats_champion, champion, registered_model_version
 from penguins_platform.defs.resources import (
     AssetStorage,
     AzureMLEndpoint,
@@ -43,7 +44,7 @@ from penguins_platform.defs.resources import (
     from_env,
 )
 from penguins_platform.defs.schedules import monitoring_schedule, training_schedule
-from penguins_platform.defs.sensors import new_model_version_sensor, retraining_sensor
+from penguins_platform.defs.sensors import champion_sensor, retraining_sensor
 from penguins_platform.defs.traffic import traffic_job
 from penguins_platform.defs.training import (
     accuracy_threshold,
@@ -77,6 +78,7 @@ defs = dg.Definitions(
         cross_validation_scores,
         trained_model,
         registered_model_version,
+        champion,
         local_endpoint,
         sagemaker_endpoint,
         azure_endpoint,
@@ -88,9 +90,17 @@ defs = dg.Definitions(
         raw_penguins_checks,
         penguins_checks,
         accuracy_threshold,
+        beats_champion,
     ],
-    jobs=[training_job, local_endpoint_job, deployment_job, monitoring_job, traffic_job],
-    sensors=[new_model_version_sensor, retraining_sensor],
+    jobs=[
+        training_job,
+        promotion_job,
+        local_endpoint_job,
+        deployment_job,
+        monitoring_job,
+        traffic_job,
+    ],
+    sensors=[champion_sensor, retraining_sensor],
     schedules=[training_schedule, monitoring_schedule],
     resources={
         "io_manager": AssetStorage(**from_env(AssetStorage), s3=s3),

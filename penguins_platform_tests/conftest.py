@@ -84,6 +84,7 @@ LINEAGE_ASSETS = {
     "cross_validation_scores",
     "trained_model",
     "registered_model_version",
+    "champion",
 }
 
 
@@ -375,6 +376,35 @@ CLOUD_VARIABLES = _cloud_variables()
 DAGSTER_DEV_SENSOR_INTERVAL = 5
 
 
+@pytest.fixture
+def dagster_daemon() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts `dagster-daemon run` on the workspace, as a shared deployment runs it; every
+    daemon this test started is stopped (its process group) when the test ends."""
+    started: list[subprocess.Popen] = []
+
+    def start(
+        home: Path, log: Path, tracking_uri: str, model_name: str, **environment: str
+    ) -> subprocess.Popen:
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES},
+            "DAGSTER_HOME": str(home),
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PENGUINS_MODEL_NAME": model_name,
+            "PENGUINS_SENSOR_INTERVAL": "1",
+            **environment,
+        }
+        command = [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
+        started.append(start_process(command, log, env=env, cwd=REPO_ROOT))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                stop_process_group(process)
+
+
 @pytest.fixture(scope="session")
 def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     """One `dagster dev` for the session, as `make dev` runs it, on its own instance, MLflow
@@ -534,19 +564,37 @@ def _build_registry(folder: Path, template: Path, trained: TrainedModel) -> None
 
 
 @pytest.fixture(scope="session")
-def registry(built_once: BuiltOnce, trained_model: TrainedModel, tmp_path_factory):
-    """An instance and a registry holding v1, v2 (the champion) and a broken v3.
-
-    Built once for all workers; each worker gets its own copy of the instance and of the
-    store's database (the artifacts they point at are shared, and only added to)."""
+def registry_template(built_once: BuiltOnce, trained_model: TrainedModel) -> Path:
+    """The folder of the registry below, built once for all workers."""
     template = built_once("mlflow-store", migrated_store)
-    built = built_once("registry", lambda folder: _build_registry(folder, template, trained_model))
-    mine = tmp_path_factory.mktemp("registry")
+    return built_once("registry", lambda folder: _build_registry(folder, template, trained_model))
+
+
+@contextlib.contextmanager
+def copied_registry(built: Path, mine: Path) -> Iterator[tuple[dg.DagsterInstance, MlflowTracking]]:
+    """A copy of the instance and of the store's database (the artifacts they point at are
+    shared, and only added to)."""
     shutil.copytree(built / "instance", mine / "instance")
     shutil.copy(built / "mlflow.db", mine / "mlflow.db")
     store = MlflowStore(f"sqlite:///{mine / 'mlflow.db'}", (built / "artifacts").as_uri())
     with dg.instance_for_test(temp_dir=str(mine / "instance")) as instance:
         yield instance, tracking_resource(store, REGISTRY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def registry(registry_template: Path, tmp_path_factory):
+    """An instance and a registry holding v1, v2 (the champion) and a broken v3, for each
+    worker: tests read it, or add to it what no other test minds."""
+    with copied_registry(registry_template, tmp_path_factory.mktemp("registry")) as copy:
+        yield copy
+
+
+@pytest.fixture
+def fresh_registry(registry_template: Path, tmp_path: Path):
+    """The same registry, copied for one test that changes what others read (the champion,
+    the instance's latest materializations)."""
+    with copied_registry(registry_template, tmp_path) as copy:
+        yield copy
 
 
 def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

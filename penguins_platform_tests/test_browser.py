@@ -206,7 +206,7 @@ def test_the_sensor_is_running_and_its_cursor_shows_the_last_version(
     expected = f'{{"model": "{defaults.MODEL_NAME}", "last_version": 1}}'
     deadline = time.monotonic() + 3 * DAGSTER_DEV_SENSOR_INTERVAL + 30
     while True:
-        page.goto(f"{dagster_dev.url}{LOCATION}/sensors/new_model_version_sensor")
+        page.goto(f"{dagster_dev.url}{LOCATION}/sensors/champion_sensor")
         page.get_by_text("Cursor").first.wait_for()
         body = page.inner_text("body")
         if expected in body or time.monotonic() > deadline:

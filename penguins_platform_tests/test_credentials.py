@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
-from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.defs.sensors import champion_sensor
 from penguins_platform.project import DEFAULT_MLFLOW_DIR
 from penguins_platform.tracking.store import MlflowUnreachableError
 from penguins_platform_tests.conftest import VENV_BIN, migrated_store, model_versions
@@ -142,7 +142,7 @@ def test_the_sensor_skip_reason_masks_the_password(instance):
             "azure": AzureMLEndpoint(),
         },
     )
-    result = new_model_version_sensor.evaluate_tick(context)
+    result = champion_sensor.evaluate_tick(context)
     assert result.skip_message is not None
     assert "http://***@127.0.0.1" in result.skip_message
     assert SENTINEL not in result.skip_message

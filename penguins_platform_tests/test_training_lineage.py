@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from penguins_platform import defaults
-from penguins_platform.defs.registry import RegistrationGateError
+from penguins_platform.defs.registry import GateError
 from penguins_platform.ml.schema import SAMPLE_PENGUIN
 from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
 from penguins_platform_tests.conftest import (
@@ -180,7 +180,7 @@ def test_registering_alone_refuses_a_model_that_failed_its_check(
     assert not later.success
     cause = step_error(later, "registered_model_version").cause
     assert cause is not None
-    assert cause.cls_name == RegistrationGateError.__name__
+    assert cause.cls_name == GateError.__name__
     assert "failed accuracy_threshold" in cause.message
     assert model_versions(sqlite_store.tracking_uri, model_name) == []
 

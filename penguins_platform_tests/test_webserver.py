@@ -68,8 +68,8 @@ def test_dagster_dev_offers_the_jobs_and_runs_the_deployment_sensor_only(dagster
         "training_job", "local_endpoint_job", "deployment_job", "monitoring_job", "traffic_job",
     }  # fmt: skip
     sensors = {s["name"]: s for s in repository["sensors"]}
-    assert set(sensors) == {"new_model_version_sensor", "retraining_sensor"}
-    deployment = sensors["new_model_version_sensor"]
+    assert set(sensors) == {"champion_sensor", "retraining_sensor"}
+    deployment = sensors["champion_sensor"]
     # The fixture's PENGUINS_SENSOR_INTERVAL reached the code location (30 s by default).
     assert deployment["minIntervalSeconds"] == DAGSTER_DEV_SENSOR_INTERVAL
     assert deployment["sensorState"]["status"] == "RUNNING"

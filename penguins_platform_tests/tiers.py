@@ -38,6 +38,7 @@ TIER_FIXTURES: dict[str, frozenset[str]] = {
             "fresh_endpoint",
             "start_endpoint",
             "registry",
+            "registry_template",
             "train_lineage",
         }
     ),

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from penguins_platform import defaults
 from penguins_platform.defs import metadata
-from penguins_platform.defs.registry import registered_model_version
+from penguins_platform.defs.registry import champion
 from penguins_platform.defs.resources import (
     AzureMLEndpoint,
     MlflowTracking,
@@ -301,7 +301,7 @@ def deployment_asset(
             dg.AssetSpec(
                 name,
                 group_name=GROUP,
-                deps=[registered_model_version, "penguins"],
+                deps=[champion, "penguins"],
                 kinds=kinds,
                 description=description,
                 skippable=True,

@@ -218,3 +218,13 @@ def platform_messages_logger(init_context: dg.InitLoggerContext) -> logging.Logg
 def with_quiet_console(job: dg.JobDefinition) -> dg.JobDefinition:
     """`job` with its console logger replaced by `platform_messages_logger`."""
     return job.with_logger_defs({"console": platform_messages_logger})
+
+
+def latest_materialization_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey
+) -> dict[str, object]:
+    """The metadata values of the latest materialization of `asset_key`; empty when none."""
+    event = instance.get_latest_materialization_event(asset_key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}

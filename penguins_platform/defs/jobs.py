@@ -37,9 +37,20 @@ training_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("data", "training"),
     description=(
         "Raw penguins to a registered MLflow model version, gated by the data checks and "
-        "the accuracy threshold."
+        "the accuracy threshold, then to the champion if it beats the champion on the holdout."
     ),
     tags={MAX_RUNTIME_TAG: str(defaults.TRAINING_MAX_RUNTIME_SECONDS)},
+)
+
+promotion_job = dg.define_asset_job(
+    "promotion_job",
+    selection=dg.AssetSelection.assets("champion"),
+    description=(
+        "Promote a version by hand, or roll back: set `version`, `reason` and `requested_by` "
+        "in the champion's config (`make promote VERSION=n REASON=...`). The champion sensor "
+        "then deploys it."
+    ),
+    tags={MAX_RUNTIME_TAG: str(defaults.DEPLOYMENT_MAX_RUNTIME_SECONDS)},
 )
 
 local_endpoint_job = dg.define_asset_job(

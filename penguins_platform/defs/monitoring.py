@@ -98,6 +98,7 @@ def check_result(
     name: str,
     verdict: "Verdict",
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    extra: Mapping[str, str] | None = None,
 ) -> dg.AssetCheckResult:
     """A monitoring verdict as Dagster's check result; mappings and lists become JSON."""
     return dg.AssetCheckResult(
@@ -107,8 +108,11 @@ def check_result(
         severity=severity,
         description=verdict.description,
         metadata={
-            key: dg.MetadataValue.json(value) if isinstance(value, Mapping | list) else value
-            for key, value in verdict.metadata.items()
+            **(extra or {}),
+            **{
+                key: dg.MetadataValue.json(value) if isinstance(value, Mapping | list) else value
+                for key, value in verdict.metadata.items()
+            },
         },
     )
 
@@ -194,7 +198,7 @@ def production_data(
             "row_count": len(rows),
             "labeled_count": int(rows["target"].notna().sum()),
             **_time_range(rows),
-            "versions_seen": dg.MetadataValue.json(production.versions_seen()),
+            "answered_by_versions": dg.MetadataValue.json(production.versions_seen()),
             "sources": dg.MetadataValue.json(
                 {name: source.label for name, source in sources.items()}
             ),
@@ -256,11 +260,12 @@ def ground_truth_labels(
             "monitoring_report",
             group_name=GROUP,
             kinds={"evidently", "html"},
-            deps=["ground_truth_labels", "penguins"],
-            description="An Evidently report on the production rows against the training "
-            "data: a data summary, drift of the six features, and classification quality on "
-            "the labeled rows. The HTML is saved as a file and as an MLflow artifact of the "
-            "served version's run.",
+            deps=["ground_truth_labels"],
+            description="An Evidently report on the rows that the serving version answered, "
+            "against the data that trained that version (recorded with it in MLflow): a data "
+            "summary, drift of the six features, and classification quality on the labeled "
+            "rows. Rows answered by other versions are counted, not judged. The HTML is saved "
+            "as a file and as an MLflow artifact of the judged version's run.",
         )
     ],
     check_specs=[
@@ -269,14 +274,16 @@ def ground_truth_labels(
             asset="monitoring_report",
             description="The share of drifted features stays within "
             f"{_bound(MonitoringReportConfig, 'drift_share')}: production still looks like the "
-            f"training data. Warns; drift in {AUTOMATION.drift_persistence} evaluations in a row "
+            "data that trained the serving version. A feature with no value on either side is "
+            "named as not testable. Warns; drift in "
+            f"{AUTOMATION.drift_persistence} evaluations in a row "
             f"({variable(AutomationSettings, 'drift_persistence')}) requests retraining.",
         ),
         dg.AssetCheckSpec(
             "production_accuracy",
             asset="monitoring_report",
-            description="Accuracy on the labeled production rows stays at or above "
-            f"{_bound(MonitoringReportConfig, 'accuracy_threshold')}. A failure requests "
+            description="Accuracy on the serving version's labeled production rows stays at or "
+            f"above {_bound(MonitoringReportConfig, 'accuracy_threshold')}. A failure requests "
             "retraining.",
         ),
     ],
@@ -286,7 +293,7 @@ def monitoring_report(
     context: dg.AssetExecutionContext,
     config: MonitoringReportConfig,
     ground_truth_labels,
-    penguins,
+    local: LocalEndpoint,
     monitoring: Monitoring,
     mlflow: MlflowTracking,
 ) -> Iterator[dg.MaterializeResult]:
@@ -294,9 +301,11 @@ def monitoring_report(
     from penguins_platform.monitoring.production import (
         NO_LABELED_DATA,
         NO_PRODUCTION_DATA,
+        answered_by_versions,
         report_path,
     )
     from penguins_platform.monitoring.report import build_report
+    from penguins_platform.tracking.promotion import training_data
 
     rows = ground_truth_labels
     if rows.empty:
@@ -306,31 +315,60 @@ def monitoring_report(
             metadata={"status": NO_PRODUCTION_DATA, "row_count": 0},
         )
         return
+    answered = answered_by_versions(rows)
+    serving = local.target(mlflow.registered_model_name, context.log).served_version()
+    judged = serving if serving in answered else str(rows["model_version"].iloc[-1])
+    if serving is None:
+        context.log.info(
+            f"the local endpoint does not answer; judging version {judged}, which answered "
+            "the newest captured row"
+        )
+    elif serving != judged:
+        context.log.warning(
+            f"version {serving} serves now but answered none of these rows; judging version "
+            f"{judged}, which answered the newest"
+        )
+    batch = rows[rows["model_version"].astype(str) == judged]
+    reference = training_data(mlflow.client(), mlflow.registered_model_name, judged)
+    if reference is None:
+        context.log.warning(
+            f"version {judged} was registered without its training data, so drift is not "
+            "judged; a version trained now records it"
+        )
     html = report_path(monitoring.report_folder(), context.run.run_id, datetime.now(UTC))
-    summary = build_report(penguins, rows, drift_share=config.drift_share, html_path=html)
-    served = str(rows["model_version"].iloc[-1])
-    artifact = _log_report(context, mlflow, served, html)
-    verdicts = {
-        "feature_drift": (
+    summary = build_report(reference, batch, drift_share=config.drift_share, html_path=html)
+    artifact = _log_report(context, mlflow, judged, html)
+    verdicts = {}
+    if reference is not None:
+        verdicts["feature_drift"] = (
             checks.feature_drift(summary, config.drift_share),
             dg.AssetCheckSeverity.WARN,
-        ),
-    }
+        )
     accuracy = checks.production_accuracy(summary, config.accuracy_threshold)
     if accuracy is None:
         context.log.warning(f"{NO_LABELED_DATA}; production_accuracy is not evaluated")
     else:
         verdicts["production_accuracy"] = (accuracy, dg.AssetCheckSeverity.ERROR)
+    coverage = {"judged_version": judged, "serving_now": serving or "unknown"}
     selected = context.selected_asset_check_keys
     yield dg.MaterializeResult(
         asset_key="monitoring_report",
         metadata={
             "status": NO_LABELED_DATA if summary.accuracy is None else f"{summary.rows} rows",
+            **coverage,
+            "answered_by_versions": dg.MetadataValue.json(answered),
+            "accuracy_by_version": dg.MetadataValue.json(accuracy_by_version(rows)),
             "row_count": summary.rows,
             "labeled_count": summary.labeled,
-            "served_version": served,
+            "reference": (
+                f"training data of version {judged} ({summary.reference_rows} rows, "
+                f"{_reference_version(mlflow, judged)})"
+                if reference is not None
+                else f"none recorded for version {judged}"
+            ),
             "drift_share": round(summary.drift_share, 4),
             "drifted_features": dg.MetadataValue.json(summary.drifted_features),
+            "not_testable": dg.MetadataValue.json(summary.not_testable),
             # One float per feature, so the UI plots each p-value over time.
             **{
                 f"drift_p_value/{name}": p
@@ -342,11 +380,33 @@ def monitoring_report(
             **artifact,
         },
         check_results=[
-            check_result("monitoring_report", name, verdict, severity)
+            check_result("monitoring_report", name, verdict, severity, coverage)
             for name, (verdict, severity) in verdicts.items()
             if dg.AssetCheckKey(REPORT_KEY, name) in selected
         ],
     )
+
+
+def _reference_version(mlflow: MlflowTracking, version: str) -> str:
+    """The data version that trained `version`, as its registry tags say."""
+    tags = mlflow.client().get_model_version(mlflow.registered_model_name, version).tags or {}
+    return f"data version {tags.get('data_version', 'unknown')}"
+
+
+def accuracy_by_version(rows: "pd.DataFrame") -> dict[str, float | None]:
+    """Accuracy on each version's labeled rows; None for a version with none labeled yet."""
+    labeled = rows[rows["target"].notna()]
+    found: dict[str, float | None] = {}
+    for version in sorted(rows["model_version"].astype(str).unique(), key=_version_order):
+        own = labeled[labeled["model_version"].astype(str) == version]
+        found[version] = (
+            round(float((own["target"] == own["prediction"]).mean()), 4) if len(own) else None
+        )
+    return found
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
 
 
 def _quality_metadata(summary: "MonitoringSummary") -> dict[str, metadata.Entry]:

@@ -1,4 +1,4 @@
-"""Sensors: a new registered version deploys itself to every enabled target, once; and
+"""Sensors: a new champion deploys itself to every enabled target, once per promotion; and
 monitoring that finds production worse than training requests retraining, at most once per
 cool-down."""
 
@@ -19,22 +19,35 @@ from penguins_platform.defs.jobs import (
     deployment_job,
     training_job,
 )
+from penguins_platform.defs.registry import PROMOTION_TAG
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
 from penguins_platform.defs.schedules import AUTOMATION
 from penguins_platform.settings import AutomationSettings, variable
 from penguins_platform.tracking import credentials
+from penguins_platform.tracking.contract import PROMOTION_KIND_TAG
 
 if TYPE_CHECKING:
     from penguins_platform.defs.event_log import CheckEvaluation
 
 
-def read_cursor(cursor: str | None) -> int:
-    """The last version the sensor requested a deployment for; 0 before the first."""
-    return int(json.loads(cursor)["last_version"]) if cursor else 0
+@dataclass(frozen=True)
+class DeploymentCursor:
+    """The champion the sensor last requested a deployment of: its version and promotion."""
 
+    model: str = ""
+    deployed: str = ""  # promotion.deployment_key of that champion
 
-def write_cursor(model: str, version: int) -> str:
-    return json.dumps({"model": model, "last_version": version})
+    @classmethod
+    def read(cls, cursor: str | None) -> "DeploymentCursor":
+        if not cursor:
+            return cls()
+        values = json.loads(cursor)
+        if "last_version" in values:  # the cursor of releases that deployed every new version
+            return cls(values.get("model", ""), f"v{values['last_version']}")
+        return cls(**values)
+
+    def write(self) -> str:
+        return json.dumps(asdict(self))
 
 
 def enabled_targets(sagemaker: SageMakerEndpoint, azure: AzureMLEndpoint) -> list[dg.AssetKey]:
@@ -52,60 +65,67 @@ def enabled_targets(sagemaker: SageMakerEndpoint, azure: AzureMLEndpoint) -> lis
     minimum_interval_seconds=AUTOMATION.sensor_interval,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Polls the MLflow registry and deploys each new version that passed the blocking checks "
-        "(tagged checks_passed, or the champion) to every enabled target. The run key is the "
-        "version, so no version is ever deployed twice; of several new versions, only the newest."
+        "Follows the registry's champion alias and deploys each new champion to every enabled "
+        "target. A challenger that did not beat the champion is never deployed. The run key is "
+        "the version and its promotion, so a promotion is deployed once, and a rollback (a new "
+        "promotion of an older version) is deployed again."
     ),
 )
-def new_model_version_sensor(
+def champion_sensor(
     context: dg.SensorEvaluationContext,
     mlflow: MlflowTracking,
     sagemaker: SageMakerEndpoint,
     azure: AzureMLEndpoint,
 ) -> dg.SensorResult | dg.SkipReason:
+    from penguins_platform.tracking import promotion
+
     name = mlflow.registered_model_name
-    last = read_cursor(context.cursor)
+    cursor = DeploymentCursor.read(context.cursor)
+    last = cursor.deployed or "nothing yet"
     try:
         mlflow.ensure_reachable()
-        versions = mlflow.qualified_versions()
+        current = promotion.champion(mlflow.client(), name)
     except Exception as error:  # MLflow down or erroring: skip this tick, keep the cursor
         reason = credentials.scrub(str(error), mlflow.uri)
         return dg.SkipReason(
-            f"MLflow at {mlflow.display_uri} is unreachable ({reason}); will retry next tick, "
-            f"still after version {last}"
+            f"MLflow at {mlflow.display_uri} is unreachable ({reason}); will retry next tick; "
+            f"last deployed: {last}"
         )
-    new = [v for v in versions if v > last]
-    if not new:
-        return dg.SkipReason(f"no new qualifying version of {name!r} after version {last}")
-    newest, superseded = new[-1], new[:-1]
-    if superseded:
-        context.log.info(
-            f"versions {', '.join(map(str, superseded))} of {name!r} were superseded by "
-            f"{newest} before they were deployed; deploying only {newest}"
+    if current is None:
+        return dg.SkipReason(f"{name!r} has no champion yet: run `make train`")
+    key = promotion.deployment_key(current)
+    if key == cursor.deployed and cursor.model == name:
+        return dg.SkipReason(
+            f"the champion, version {current.version} of {name!r}, is already deployed ({key})"
         )
+    version = str(current.version)
+    tags = current.tags or {}
     targets = enabled_targets(sagemaker, azure)
+    context.log.info(
+        f"deploying champion version {version} of {name!r} "
+        f"({tags.get(PROMOTION_KIND_TAG, 'promotion not recorded')}; was {last})"
+    )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"{name}-v{newest}",
+                run_key=f"{name}-{key}",
                 asset_selection=targets,
                 run_config={
                     "ops": {
-                        key.to_user_string(): {"config": {"version": str(newest)}}
-                        for key in targets
+                        key.to_user_string(): {"config": {"version": version}} for key in targets
                     }
                 },
                 tags={
-                    "penguins/model_version": str(newest),
+                    "penguins/model_version": version,
                     **(
-                        {"penguins/superseded": ",".join(map(str, superseded))}
-                        if superseded
+                        {PROMOTION_TAG: tags[PROMOTION_KIND_TAG]}
+                        if PROMOTION_KIND_TAG in tags
                         else {}
                     ),
                 },
             )
         ],
-        cursor=write_cursor(name, newest),
+        cursor=DeploymentCursor(name, key).write(),
     )
 
 
@@ -169,7 +189,8 @@ def last_retraining_request(instance: dg.DagsterInstance) -> float | None:
         f"({variable(AutomationSettings, 'drift_persistence')}); at most once per "
         f"{AUTOMATION.retraining_cooldown_hours:g} h "
         f"({variable(AutomationSettings, 'retraining_cooldown_hours')}). The new model is "
-        "gated by the training checks, then deployed by the deployment sensor. Stopped unless "
+        "gated by the training checks and must beat the champion, then the champion sensor "
+        "deploys it. Stopped unless "
         f"{variable(AutomationSettings, 'schedules')}=on."
     ),
 )

@@ -66,10 +66,12 @@ class AccuracyThresholdConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"scikitlearn"})
 def feature_transformer(penguins) -> dg.MaterializeResult:
-    """Imputers, scaler and encoders fitted on all cleaned penguins, shipped with the model."""
+    """Imputers, scaler and encoders fitted on the training rows (every cleaned penguin but
+    the holdout), shipped with the model."""
     from penguins_platform.ml.features import FittedTransformers
+    from penguins_platform.ml.holdout import training_rows
 
-    transformers = FittedTransformers.fit(penguins)
+    transformers = FittedTransformers.fit(training_rows(penguins))
     summary = transformers.summary()
     return dg.MaterializeResult(
         value=transformers,
@@ -99,9 +101,11 @@ def split_folds(
     process the folds start training here, in the background, as many at once as there
     are cores."""
     from penguins_platform.ml.evaluation import fold_splits
+    from penguins_platform.ml.holdout import training_rows
 
     with mlflow.parent_run(context) as parent_run_id:
         mlflow.log_params(parent_run_id, config.model_dump())
+    penguins = training_rows(penguins)
     splits = fold_splits(penguins, config.folds, config.seed)
     workers = fold_workers.start(penguins, splits, config.parameters())
     if workers > 1:
@@ -120,7 +124,9 @@ def score_fold(
     fold_workers: FoldWorkers,
 ):
     """One fold: fit on its training rows, score its held-out rows, log a nested MLflow run."""
-    result = fold_workers.score(penguins, split, config.parameters())
+    from penguins_platform.ml.holdout import training_rows
+
+    result = fold_workers.score(training_rows(penguins), split, config.parameters())
     fold = result.score
     context.log.info(
         f"fold {fold.fold}/{config.folds}: accuracy {fold.accuracy:.4f}, loss {fold.loss:.4f}"
@@ -205,10 +211,13 @@ def trained_model(
     feature_transformer,
     mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
-    """The classifier trained on every cleaned penguin, with the fitted feature transformer."""
+    """The classifier trained on every cleaned penguin but the holdout, with the fitted
+    feature transformer. The holdout is kept for `beats_champion`."""
+    from penguins_platform.ml.holdout import training_rows
     from penguins_platform.ml.model import evaluate_model, train_model
     from penguins_platform.ml.plots import training_curve_markdown
 
+    penguins = training_rows(penguins)
     x = feature_transformer.transform_features(penguins)
     y = feature_transformer.encode_target(penguins)
 
@@ -229,6 +238,7 @@ def trained_model(
         value=model,
         metadata={
             "training_accuracy": accuracy,
+            "training_rows": len(penguins),
             "training_loss": loss,
             "epochs": config.epochs,
             "parameters": model.count_params(),

@@ -75,20 +75,24 @@ def capture_health(
 
 
 def feature_drift(summary: MonitoringSummary, drift_share: float) -> Verdict:
-    """At most `drift_share` of the features drifted from the training data."""
+    """At most `drift_share` of the features drifted from the training data. A feature with
+    no value on either side is named as not testable."""
     drifted = summary.drifted_features
+    untestable = "; ".join(f"{c}: {why}" for c, why in summary.not_testable.items())
     return Verdict(
         passed=summary.drift_share <= drift_share,
         description=(
             f"{len(drifted)} of {len(summary.p_values)} features drifted"
             + (f" ({', '.join(drifted)})" if drifted else "")
             + f": share {summary.drift_share:.2f} against a bound of {drift_share:g}"
+            + (f"; not testable: {untestable}" if untestable else "")
         ),
         metadata={
             "drift_share": round(summary.drift_share, 4),
             "bound": drift_share,
             "p_values": p_values(summary),
             "methods": summary.drift_methods,
+            "not_testable": dict(summary.not_testable),
         },
     )
 

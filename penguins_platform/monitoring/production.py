@@ -64,8 +64,14 @@ class ProductionData:
 
     def versions_seen(self) -> dict[str, int]:
         """Rows per model version that answered them."""
-        counts = self.rows["model_version"].value_counts().sort_index()
-        return {str(version): int(count) for version, count in counts.items()}
+        return answered_by_versions(self.rows)
+
+
+def answered_by_versions(rows: pd.DataFrame) -> dict[str, int]:
+    """How many of `rows` each model version answered, oldest version first."""
+    counts = rows["model_version"].astype(str).value_counts()
+    order = sorted(counts.index, key=lambda v: (int(v), "") if v.isdigit() else (0, v))
+    return {str(version): int(counts[version]) for version in order}
 
 
 def read_production(

@@ -66,10 +66,14 @@ class MonitoringSummary:
     confusion: list[list[int]]  # rows = true species, columns = predicted, schema.SPECIES order
     html_path: Path | None
     dataset_drift: bool  # drift_share reached the share build_report was given
+    # Features the drift test could not judge, and why: no value in the batch (counted as
+    # drifted) or none in the reference (not counted). Empty when all six were tested.
+    not_testable: dict[str, str]
+    reference_rows: int | None  # None: no reference, so drift was not judged at all
 
 
 def build_report(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | None,
     current: pd.DataFrame,
     *,
     drift_share: float,
@@ -83,9 +87,13 @@ def build_report(
     from which the whole batch counts as drifted. With `html_path`, the report is saved there.
 
     A feature with no value at all in the batch cannot be tested: it counts as drifted (a
-    client that stopped sending it is a change worth an alarm) and its p-value is NaN.
+    client that stopped sending it is a change worth an alarm) and its p-value is NaN. A
+    feature with no value in the reference cannot be tested either; it is not counted, since
+    production did nothing wrong. Both are named in `not_testable`. With no reference at all
+    (`None`), drift is not judged: the report holds the batch's summary and model quality.
     """
-    _check_columns(reference, schema.FEATURES, "the reference (training) table")
+    if reference is not None:
+        _check_columns(reference, schema.FEATURES, "the reference (training) table")
     _check_columns(current, (*schema.FEATURES, PREDICTION_COLUMN, TARGET_COLUMN), "the batch")
     if current.empty:
         raise ReportInputError("the production batch has no rows: capture some traffic first")
@@ -94,6 +102,15 @@ def build_report(
     labeled = _LabeledRows.of(current)
     features = _features(current)
     absent = [column for column in schema.FEATURES if features[column].isna().all()]
+    baseline = _features(reference) if reference is not None else None
+    never_trained = (
+        [c for c in schema.FEATURES if c not in absent and baseline[c].isna().all()]
+        if baseline is not None
+        else []
+    )
+    not_testable = {c: "no value in the production rows" for c in absent} | {
+        c: "no value in the training data" for c in never_trained
+    }
 
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
@@ -102,7 +119,7 @@ def build_report(
         numerical_columns=list(schema.NUMERIC_FEATURES),
         categorical_columns=list(schema.CATEGORICAL_FEATURES),
     )
-    tested = [column for column in schema.FEATURES if column not in absent]
+    tested = [c for c in schema.FEATURES if c not in not_testable] if baseline is not None else []
     drift_preset = DataDriftPreset(
         columns=tested,
         drift_share=drift_share,
@@ -115,16 +132,24 @@ def build_report(
         # A category training never saw expects no rows: chi-square divides by zero on the
         # way to p = 0, which is the drift it should report.
         warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
+        # An all-empty column's summary divides by a count of zero.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
         data = Report([DataSummaryPreset(), *([drift_preset] if tested else [])]).run(
             Dataset.from_pandas(features, data_definition=definition),
-            Dataset.from_pandas(_features(reference), data_definition=definition),
+            # An all-empty reference column breaks Evidently's summary too: it sees the
+            # reference without it.
+            Dataset.from_pandas(baseline, data_definition=definition)
+            if baseline is not None and tested
+            else None,
         )
-    p_values = {column: math.nan for column in absent} | _p_values(data.dict()["metrics"])
+    p_values = {column: math.nan for column in schema.FEATURES} | _p_values(data.dict()["metrics"])
     drifted = [c for c in schema.FEATURES if c in absent or p_values[c] < DRIFT_P_VALUE]
+    if baseline is None:
+        drifted = []
     quality = _quality(labeled) if labeled.rows else None
 
     if html_path is not None:
-        _save_html(html_path, data, quality, labeled.rows, absent)
+        _save_html(html_path, data, quality, labeled.rows, not_testable, baseline is not None)
     share = len(drifted) / len(schema.FEATURES)
     return MonitoringSummary(
         rows=len(current),
@@ -139,6 +164,8 @@ def build_report(
         confusion=quality.confusion if quality else _zero_confusion(),
         html_path=html_path,
         dataset_drift=share >= drift_share,
+        not_testable=not_testable,
+        reference_rows=len(baseline) if baseline is not None else None,
     )
 
 
@@ -307,16 +334,23 @@ def _zero_confusion() -> list[list[int]]:
 
 
 def _save_html(
-    path: Path, data: Snapshot, quality: _Quality | None, labeled: int, absent: list[str]
+    path: Path,
+    data: Snapshot,
+    quality: _Quality | None,
+    labeled: int,
+    not_testable: dict[str, str],
+    has_reference: bool,
 ) -> None:
     """One page for both reports: Evidently saves one report per file, so join their widgets."""
     from evidently.core.metric_types import render_widgets
     from evidently.legacy.renderers.html_widgets import group_widget, text_widget
 
     data_widgets = data.to_snapshot_model().widgets
-    if absent:
-        note = f"No value of {', '.join(absent)} in this batch: not tested, counted as drifted."
-        data_widgets = [text_widget(text=note), *data_widgets]
+    notes = [f"{column}: not testable, {why}." for column, why in not_testable.items()]
+    if not has_reference:
+        notes = ["No training data was recorded for this version: drift is not judged."]
+    if notes:
+        data_widgets = [text_widget(text=" ".join(notes)), *data_widgets]
     if quality is None:
         note = "No row has a label yet: model quality appears once labels are written back."
         quality_widgets = [text_widget(text=note)]

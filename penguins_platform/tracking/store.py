@@ -20,7 +20,7 @@ from penguins_platform import defaults
 from penguins_platform.project import default_tracking_uri
 from penguins_platform.settings import Settings, setting, variable
 from penguins_platform.tracking import credentials
-from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG, DAGSTER_RUN_TAG
+from penguins_platform.tracking.contract import DAGSTER_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -264,22 +264,6 @@ class MlflowStore(Settings):
                 f"model {name!r} has no {wanted} in {self.display_uri}; run `make train` "
                 f"first, or pick an existing version ({error.message})"
             ) from error
-
-    def qualified_versions(self) -> list[int]:
-        """Versions that passed the blocking checks: tagged so at registration, or the champion.
-
-        Searches do not return aliases, so the aliased version is looked up on its own.
-        """
-        from mlflow.exceptions import MlflowException
-
-        name = self.registered_model_name
-        found = self.client().search_model_versions(f"name = '{name}'")
-        qualified = {int(v.version) for v in found if v.tags.get(CHECKS_PASSED_TAG) == "true"}
-        if found:
-            with contextlib.suppress(MlflowException):  # no version carries the alias
-                champion = self.client().get_model_version_by_alias(name, CHAMPION_ALIAS)
-                qualified.add(int(champion.version))
-        return sorted(qualified)
 
     def download_model(self, version: str, destination: Path) -> Path:
         """The files of a registered version, in `destination/<version>`."""

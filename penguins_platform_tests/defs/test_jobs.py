@@ -53,7 +53,7 @@ def test_the_run_config_validates_against_the_training_job():
 
 
 def test_every_job_has_a_max_runtime():
-    for job in ("training_job", "local_endpoint_job", "deployment_job"):
+    for job in ("training_job", "promotion_job", "local_endpoint_job", "deployment_job"):
         assert float(defs.resolve_job_def(job).tags[MAX_RUNTIME_TAG]) > 0, job
 
 
@@ -62,5 +62,5 @@ def test_training_selects_the_data_and_training_groups():
     selected = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert selected == {
         "raw_penguins", "penguins", "feature_transformer", "cross_validation_scores",
-        "trained_model", "registered_model_version",
+        "trained_model", "registered_model_version", "champion",
     }  # fmt: skip

@@ -119,7 +119,7 @@ def test_clean_traffic_passes_every_check_and_links_the_report(registry, endpoin
     }
     data = metadata_of(result, "production_data")
     assert (data["row_count"], data["corrupt_rows_skipped"]) == (120, 0)
-    assert data["versions_seen"] == {"2": 120}
+    assert data["answered_by_versions"] == {"2": 120}
     report = metadata_of(result, "monitoring_report")
     assert report["row_count"] == report["labeled_count"] == 120
     assert report["production_accuracy"] == 1.0  # quality 1.0: the label is the prediction

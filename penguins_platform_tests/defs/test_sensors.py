@@ -1,4 +1,5 @@
-"""new_model_version_sensor against a real MLflow registry (SQLite), tick by tick."""
+"""champion_sensor against a real MLflow registry (SQLite), tick by tick: it deploys the
+champion, once per promotion, and never a challenger."""
 
 import json
 
@@ -6,8 +7,13 @@ import dagster as dg
 import pytest
 
 from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
-from penguins_platform.defs.sensors import new_model_version_sensor
-from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG
+from penguins_platform.defs.sensors import champion_sensor
+from penguins_platform.tracking.contract import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    CHECKS_PASSED_TAG,
+)
+from penguins_platform.tracking.promotion import Promotion, PromotionKind
 from penguins_platform_tests.servers import free_port
 
 ENABLED_SAGEMAKER = SageMakerEndpoint(
@@ -15,8 +21,8 @@ ENABLED_SAGEMAKER = SageMakerEndpoint(
 )
 
 
-def register(tracking: MlflowTracking, trained, passed: bool = True, champion: bool = False):
-    """A new registered version, as registration leaves it (or without its checks tag)."""
+def register(tracking: MlflowTracking, trained, passed: bool = True) -> str:
+    """A new registered version, as registration leaves it: the challenger, not serving."""
     import mlflow
 
     from penguins_platform.ml import packaging, schema
@@ -32,9 +38,19 @@ def register(tracking: MlflowTracking, trained, passed: bool = True, champion: b
     )
     if passed:
         client.set_model_version_tag(name, version, CHECKS_PASSED_TAG, "true")
-    if champion:
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    client.set_registered_model_alias(name, CHALLENGER_ALIAS, version)
     return version
+
+
+def crown(tracking: MlflowTracking, version: str, kind: PromotionKind = "automatic") -> Promotion:
+    """Promote `version` as the champion asset does."""
+    from penguins_platform.tracking import promotion
+
+    client = tracking.client()
+    current = promotion.champion(client, tracking.registered_model_name)
+    made = Promotion(kind, "test", "tests", str(current.version) if current else None)
+    promotion.promote(client, tracking.registered_model_name, version, made)
+    return made
 
 
 def tick(instance, tracking, cursor=None, sagemaker=None, azure=None):
@@ -47,72 +63,95 @@ def tick(instance, tracking, cursor=None, sagemaker=None, azure=None):
             "azure": azure or AzureMLEndpoint(),
         },
     )
-    return new_model_version_sensor.evaluate_tick(context)
+    return champion_sensor.evaluate_tick(context)
 
 
 def test_an_empty_registry_skips_with_a_reason(instance, mlflow_tracking):
     result = tick(instance, mlflow_tracking)
     assert result.run_requests == []
-    assert (
-        result.skip_message
-        == f"no new qualifying version of {mlflow_tracking.registered_model_name!r} after version 0"
-    )
+    name = mlflow_tracking.registered_model_name
+    assert result.skip_message == f"{name!r} has no champion yet: run `make train`"
 
 
-def test_a_new_version_requests_one_deployment_run(instance, mlflow_tracking, trained_model):
+def test_a_challenger_alone_is_never_deployed(instance, mlflow_tracking, trained_model):
     register(mlflow_tracking, trained_model)
     result = tick(instance, mlflow_tracking)
+    assert result.run_requests == []
+    assert "has no champion yet" in result.skip_message
+
+
+def test_a_new_champion_requests_one_deployment_run(instance, mlflow_tracking, trained_model):
+    version = register(mlflow_tracking, trained_model)
+    promotion = crown(mlflow_tracking, version, "first")
+    result = tick(instance, mlflow_tracking)
     [request] = result.run_requests
-    assert request.run_key == f"{mlflow_tracking.registered_model_name}-v1"
+    name = mlflow_tracking.registered_model_name
+    assert request.run_key == f"{name}-v1-{promotion.promotion_id[:12]}"
     assert request.asset_selection == [dg.AssetKey("local_endpoint")]
     assert request.run_config == {"ops": {"local_endpoint": {"config": {"version": "1"}}}}
-    assert "penguins/superseded" not in request.tags
-    assert json.loads(result.cursor)["last_version"] == 1
+    assert request.tags["penguins/promotion"] == "first"
+    assert json.loads(result.cursor)["deployed"] == f"v1-{promotion.promotion_id[:12]}"
 
 
 def test_the_next_tick_requests_nothing(instance, mlflow_tracking, trained_model):
-    register(mlflow_tracking, trained_model)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
     first = tick(instance, mlflow_tracking)
     second = tick(instance, mlflow_tracking, cursor=first.cursor)
     assert second.run_requests == []
-    assert "after version 1" in second.skip_message
+    assert "version 1" in second.skip_message and "already deployed" in second.skip_message
 
 
-def test_only_the_newest_of_several_new_versions_is_deployed(
+def test_a_challenger_registered_after_the_champion_changes_nothing(
     instance, mlflow_tracking, trained_model
 ):
-    register(mlflow_tracking, trained_model)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
     cursor = tick(instance, mlflow_tracking).cursor
-    register(mlflow_tracking, trained_model)
-    register(mlflow_tracking, trained_model)
+    register(mlflow_tracking, trained_model)  # lost its gate: the alias did not move
     result = tick(instance, mlflow_tracking, cursor=cursor)
-    [request] = result.run_requests
-    assert request.run_key.endswith("-v3")
-    assert request.tags["penguins/superseded"] == "2"
-    assert json.loads(result.cursor)["last_version"] == 3
+    assert result.run_requests == []
 
 
-def test_versions_that_did_not_pass_the_checks_are_ignored(
+def test_a_rollback_is_deployed_although_that_version_was_deployed_before(
     instance, mlflow_tracking, trained_model
 ):
-    register(mlflow_tracking, trained_model, passed=False)
-    assert tick(instance, mlflow_tracking).run_requests == []
-    register(mlflow_tracking, trained_model, passed=False, champion=True)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    first = tick(instance, mlflow_tracking)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    second = tick(instance, mlflow_tracking, cursor=first.cursor)
+    back = crown(mlflow_tracking, "1", "rollback")
+    [request] = tick(instance, mlflow_tracking, cursor=second.cursor).run_requests
+    assert request.run_config == {"ops": {"local_endpoint": {"config": {"version": "1"}}}}
+    assert request.tags["penguins/promotion"] == "rollback"
+    assert request.run_key.endswith(back.promotion_id[:12])
+    assert request.run_key != first.run_requests[0].run_key, "a new key: Dagster runs it"
+
+
+def test_a_champion_promoted_before_promotions_were_recorded_keeps_its_old_key(
+    instance, mlflow_tracking, trained_model
+):
+    version = register(mlflow_tracking, trained_model)
+    mlflow_tracking.client().set_registered_model_alias(
+        mlflow_tracking.registered_model_name, CHAMPION_ALIAS, version
+    )
+    old_cursor = json.dumps({"model": mlflow_tracking.registered_model_name, "last_version": 1})
+    result = tick(instance, mlflow_tracking, cursor=old_cursor)
+    assert result.run_requests == [], "the old sensor deployed it already"
     [request] = tick(instance, mlflow_tracking).run_requests
-    assert request.run_key.endswith("-v2"), "the champion alias also qualifies"
+    assert request.run_key == f"{mlflow_tracking.registered_model_name}-v1"
 
 
 def test_an_unreachable_mlflow_skips_and_keeps_the_cursor(instance):
     dead = MlflowTracking(tracking_uri=f"http://127.0.0.1:{free_port()}")
-    cursor = json.dumps({"model": "penguins", "last_version": 4})
+    cursor = json.dumps({"model": "penguins", "deployed": "v4-0123456789ab"})
     result = tick(instance, dead, cursor=cursor)
     assert result.run_requests == []
-    assert "is unreachable" in result.skip_message and "after version 4" in result.skip_message
+    assert "is unreachable" in result.skip_message
+    assert "last deployed: v4-0123456789ab" in result.skip_message
     assert result.cursor in (None, cursor), "the cursor must not move"
 
 
 def test_configured_cloud_targets_are_deployed_too(instance, mlflow_tracking, trained_model):
-    register(mlflow_tracking, trained_model)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
     azure = AzureMLEndpoint(subscription_id="s", resource_group="g", workspace="w")
     [request] = tick(
         instance, mlflow_tracking, sagemaker=ENABLED_SAGEMAKER, azure=azure
@@ -130,7 +169,7 @@ def test_configured_cloud_targets_are_deployed_too(instance, mlflow_tracking, tr
 def test_a_lost_cursor_yields_the_same_run_key_so_dagster_deduplicates_it(
     instance, mlflow_tracking, trained_model
 ):
-    register(mlflow_tracking, trained_model)
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
     first = tick(instance, mlflow_tracking).run_requests[0]
     again = tick(instance, mlflow_tracking, cursor=None).run_requests[0]
     assert first.run_key == again.run_key
@@ -138,4 +177,4 @@ def test_a_lost_cursor_yields_the_same_run_key_so_dagster_deduplicates_it(
 
 @pytest.mark.parametrize("interval", ["30"])
 def test_the_default_interval_is_thirty_seconds(interval):
-    assert new_model_version_sensor.minimum_interval_seconds == int(interval)
+    assert champion_sensor.minimum_interval_seconds == int(interval)

@@ -152,7 +152,7 @@ def test_sagemaker_capture_is_read_as_production_data(
         "sagemaker": SAGEMAKER_LABEL,
     }
     # No endpoint is in service in moto, so nothing says which version answered.
-    assert data["versions_seen"] == {"unknown": 3}
+    assert data["answered_by_versions"] == {"unknown": 3}
     rows = result.asset_value(dg.AssetKey("production_data"))
     assert rows[["key", "source", "prediction"]].values.tolist() == [
         ["e1:0", "sagemaker", "Gentoo"],
@@ -242,7 +242,7 @@ def test_local_and_sagemaker_rows_merge_by_time_each_tagged_with_its_source(
         ["local-10", "local", ago(10)],
     ]
     data = metadata_of(result, "production_data")
-    assert data["versions_seen"] == {"2": 2, "unknown": 3}
+    assert data["answered_by_versions"] == {"2": 2, "unknown": 3}
     assert (data["oldest_captured_at"], data["newest_captured_at"]) == (
         ago(40).isoformat(),
         ago(10).isoformat(),
@@ -300,7 +300,7 @@ def test_a_deployed_endpoints_capture_is_credited_to_its_version_and_reported(
     outcomes = check_outcomes(result)
     assert (outcomes["capture_health"], outcomes["production_accuracy"]) == (True, True)
     data = metadata_of(result, "production_data")
-    assert data["versions_seen"] == {"2": 30}
+    assert data["answered_by_versions"] == {"2": 30}
     assert metadata_of(result, "ground_truth_labels")["labeled_now"] == 30
     report = metadata_of(result, "monitoring_report")
     assert (report["row_count"], report["labeled_count"], report["served_version"]) == (30, 30, "2")

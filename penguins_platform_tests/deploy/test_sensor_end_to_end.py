@@ -3,7 +3,7 @@
 import dagster as dg
 
 from penguins_platform.defs.resources import AzureMLEndpoint, LocalEndpoint
-from penguins_platform.defs.sensors import new_model_version_sensor
+from penguins_platform.defs.sensors import champion_sensor
 from penguins_platform.serving import service
 from penguins_platform_tests.conftest import QUICK_TRAINING, definitions_with
 from penguins_platform_tests.deploy.conftest import target
@@ -24,7 +24,7 @@ def test_new_versions_deploy_themselves_once_and_only_the_newest(
     def tick():
         nonlocal cursor
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        result = new_model_version_sensor.evaluate_tick(context)
+        result = champion_sensor.evaluate_tick(context)
         cursor = result.cursor or cursor
         return result
 

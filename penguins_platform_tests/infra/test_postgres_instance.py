@@ -6,27 +6,17 @@ tests fail if that block (the psycopg2 scheme, the variables it reads) is wrong.
 
 from __future__ import annotations
 
-import os
-import subprocess
+import json
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import dagster as dg
-import pytest
 from dagster._core.scheduler.instigation import TickStatus
 
 from penguins_platform.defs.event_log import latest_check_outcome
-from penguins_platform_tests.conftest import (
-    CLOUD_VARIABLES,
-    LINEAGE_ASSETS,
-    REPO_ROOT,
-    VENV_BIN,
-    latest_metadata,
-)
+from penguins_platform_tests.conftest import LINEAGE_ASSETS, latest_metadata
 from penguins_platform_tests.infra.conftest import wait_for
 from penguins_platform_tests.postgres import postgres_home, process_is_running
-from penguins_platform_tests.servers import start_process, stop_process_group
+from penguins_platform_tests.servers import stop_process_group
 
 QUEUED = dg.DagsterRunStatus.QUEUED
 CHECKS = {
@@ -72,37 +62,11 @@ def test_training_job_on_postgres_reads_back_from_a_fresh_instance(
                 assert outcome.run_id == run_id
 
 
-@pytest.fixture
-def dagster_daemon() -> Iterator[Callable[..., subprocess.Popen]]:
-    """Starts `dagster-daemon run` on the workspace, as a shared deployment runs it; every
-    daemon this test started is stopped (its process group) when the test ends."""
-    started: list[subprocess.Popen] = []
-
-    def start(home: Path, log: Path, tracking_uri: str, model_name: str) -> subprocess.Popen:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES},
-            "DAGSTER_HOME": str(home),
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "PENGUINS_MODEL_NAME": model_name,
-            "PENGUINS_SENSOR_INTERVAL": "1",
-        }
-        command = [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
-        started.append(start_process(command, log, env=env, cwd=REPO_ROOT))
-        return started[-1]
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            if process.poll() is None:
-                stop_process_group(process)
-
-
 def _sensor_state(instance: dg.DagsterInstance):
     states = [
         state
         for state in instance.all_instigator_state()
-        if state.instigator_name == "new_model_version_sensor"
+        if state.instigator_name == "champion_sensor"
     ]
     return states[0] if states else None
 
@@ -110,15 +74,10 @@ def _sensor_state(instance: dg.DagsterInstance):
 def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(
     postgres_database, tmp_path, registry, dagster_daemon
 ):
-    """The sensor requests one deployment for the registered version; after the daemon
+    """The sensor requests one deployment for the champion; after the daemon
     restarts it keeps its cursor and requests nothing again. Runs stay queued (a queue limit
     of 0), so nothing is deployed and only the bookkeeping is under test."""
     _, tracking = registry
-    latest = max(
-        int(v.version)
-        for v in tracking.client().search_model_versions(f"name='{tracking.registered_model_name}'")
-    )
-    run_key = f"penguins-v{latest}"
     home = postgres_home(
         tmp_path / "home",
         run_coordinator={
@@ -145,9 +104,9 @@ def test_sensor_cursor_and_run_keys_survive_a_daemon_restart(
             stop_process_group(first)
         assert len(runs) == 1
         run_key = runs[0].tags["dagster/run_key"]
-        version = run_key.rsplit("-v", 1)[1]
         cursor = state.instigator_data.cursor
-        assert f'"last_version": {version}' in cursor
+        assert run_key == f"{tracking.registered_model_name}-{json.loads(cursor)['deployed']}"
+        assert runs[0].tags["penguins/model_version"] == "2", "the champion, not v3"
 
         restarted_at = time.time()
         second = dagster_daemon(home, tmp_path / "daemon-2.log", tracking.tracking_uri,

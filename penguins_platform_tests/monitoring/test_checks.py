@@ -57,7 +57,9 @@ def test_nothing_ever_captured_fails_capture_health():
     assert verdict.metadata["newest_captured_at"] == "never"
 
 
-def _summary(drifted: list[str], accuracy: float | None = None) -> MonitoringSummary:
+def _summary(
+    drifted: list[str], accuracy: float | None = None, not_testable: dict[str, str] | None = None
+) -> MonitoringSummary:
     p_values = {name: 0.001 if name in drifted else 0.5 for name in schema.FEATURES}
     return MonitoringSummary(
         rows=100,
@@ -72,6 +74,8 @@ def _summary(drifted: list[str], accuracy: float | None = None) -> MonitoringSum
         confusion=[[0] * 3 for _ in range(3)],
         html_path=None,
         dataset_drift=bool(drifted),
+        not_testable=not_testable or {},
+        reference_rows=270,
     )
 
 
@@ -110,3 +114,15 @@ def test_accuracy_is_judged_against_the_threshold_it_was_given():
 
 def test_without_labels_accuracy_is_not_judged():
     assert checks.production_accuracy(_summary([]), threshold=0.9) is None
+
+
+def test_a_feature_that_cannot_be_tested_is_named_with_why():
+    summary = _summary([], not_testable={"flipper_length_mm": "no value in the training data"})
+    verdict = checks.feature_drift(summary, drift_share=0.1)
+    assert verdict.passed
+    assert verdict.description.endswith(
+        "; not testable: flipper_length_mm: no value in the training data"
+    )
+    assert verdict.metadata["not_testable"] == {
+        "flipper_length_mm": "no value in the training data"
+    }
