@@ -26,7 +26,6 @@ from penguins_platform.tracking.store import MlflowStore
 from penguins_platform_tests.conftest import (
     DATA_FILE,
     QUICK_TRAINING,
-    check_outcomes,
     definitions_with,
     materialized_assets,
     step_error,
@@ -165,7 +164,7 @@ def test_the_sensor_deploys_the_champion_and_not_the_newer_challenger(gated):
             "azure": AzureMLEndpoint(),
         },
     )
-    [request] = champion_sensor.evaluate_tick(context).run_requests
+    [request] = champion_sensor.evaluate_tick(context).run_requests or []
     assert request.tags["penguins/model_version"] == "2"
 
 
@@ -199,7 +198,7 @@ def test_a_manual_promotion_then_a_rollback_are_recorded_and_each_deploys(gated)
 
     def deployment_request():
         context = dg.build_sensor_context(instance=gated.instance, resources=resources)
-        [request] = champion_sensor.evaluate_tick(context).run_requests
+        [request] = champion_sensor.evaluate_tick(context).run_requests or []
         return request
 
     before = deployment_request()
