@@ -129,6 +129,7 @@ format: setup-dev
 bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/main_job.py
+	$(BIN)/python bench/promotion.py
 	$(BIN)/python bench/scaling.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/sensor.py

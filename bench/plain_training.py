@@ -1,9 +1,11 @@
 """The main job's computation in one plain Python process, with no Dagster: the baseline.
 
-Same data, same cleaning, transformers, 5-fold cross-validation with nested MLflow runs
-(folds as many at once as the main job trains them: PENGUINS_FOLD_WORKERS, one per core by
-default), final fit, and the same pyfunc logged and registered, all through
-`penguins_platform.ml`. MLflow location comes from MLFLOW_TRACKING_URI and
+Same data, same cleaning, the same holdout kept out, transformers, 5-fold cross-validation
+with nested MLflow runs (folds as many at once as the main job trains them:
+PENGUINS_FOLD_WORKERS, one per core by default), final fit, the training and holdout rows
+recorded, the same pyfunc logged and registered as the challenger, scored on the holdout by
+MLflow and promoted (a new store has no champion to beat), all through the platform's plain
+code. MLflow location comes from MLFLOW_TRACKING_URI and
 MLFLOW_ARTIFACT_LOCATION; `--data` reads another CSV, as `make train ARGS="--data …"` does.
 """
 
@@ -29,13 +31,14 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from penguins_platform import defaults
-from penguins_platform.ml import packaging, schema
+from penguins_platform.ml import holdout, packaging, schema
 from penguins_platform.ml.cleaning import clean_penguins, read_penguins_csv
 from penguins_platform.ml.evaluation import cross_validate
 from penguins_platform.ml.features import FittedTransformers
 from penguins_platform.ml.model import TrainingParameters, train_model
 from penguins_platform.project import PROJECT_ROOT
-from penguins_platform.tracking.contract import CHAMPION_ALIAS, CHECKS_PASSED_TAG
+from penguins_platform.tracking import promotion
+from penguins_platform.tracking.contract import CHALLENGER_ALIAS, CHECKS_PASSED_TAG
 
 
 def main() -> None:
@@ -53,7 +56,9 @@ def main() -> None:
     parent = client.create_run(experiment.experiment_id, run_name="plain").info.run_id
 
     path = args.data
-    penguins = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=defaults.SEED)
+    cleaned = clean_penguins(read_penguins_csv(path.read_bytes(), str(path)), seed=defaults.SEED)
+    split = holdout.split(cleaned)
+    penguins = split.training
     transformers = FittedTransformers.fit(penguins)
     parameters = TrainingParameters()
 
@@ -76,10 +81,21 @@ def main() -> None:
         client.log_metric(parent, "train_loss", loss, step=step)
     if scores.accuracy_mean < defaults.THRESHOLD:
         raise SystemExit("below threshold")
-    example = penguins[list(schema.FEATURES)].head(defaults.EXAMPLE_ROWS).reset_index(drop=True)
+    example = cleaned[list(schema.FEATURES)].head(defaults.EXAMPLE_ROWS).reset_index(drop=True)
     name = defaults.MODEL_NAME
+    promotion.log_training_data(parent, split.training, split.holdout, "plain", schema.TARGET)
     version = packaging.log_pyfunc_model(parent, model, transformers, example, name)
-    packaging.publish_version(client, name, version, {CHECKS_PASSED_TAG: "true"}, CHAMPION_ALIAS)
+    packaging.publish_version(client, name, version, {CHECKS_PASSED_TAG: "true"}, CHALLENGER_ALIAS)
+    scoring = client.create_run(experiment.experiment_id, tags={"mlflow.parentRunId": parent})
+    score = promotion.score_version(
+        name, version, split.holdout, schema.TARGET, scoring.info.run_id
+    )
+    client.set_terminated(scoring.info.run_id)
+    decision = promotion.judge(score, None, defaults.PROMOTION_METRIC, defaults.PROMOTION_MARGIN)
+    if decision.passed:
+        promotion.promote(
+            client, name, version, promotion.Promotion("first", "plain", "bench", None)
+        )
     client.set_terminated(parent)
     print(f"registered version {version}: accuracy {scores.accuracy_mean:.4f}")
 

@@ -53,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
         type=at_least_one,
         help=f"largest data location to load, in bytes ({defaults.MAX_DATA_BYTES:,})",
     )
+    knob(
+        "--with-production-labels",
+        action="store_true",
+        default=None,
+        help="add the labeled rows the endpoints captured to the training data",
+    )
     promote = commands.add_parser(
         "promote",
         help="make a version the champion by hand (a rollback when it is older)",
@@ -172,6 +178,7 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
         steps_per_execution=args.steps_per_execution,
         max_data_bytes=args.max_data_bytes,
+        with_production_labels=args.with_production_labels,
     )
     result = run_job(
         "training_job", run_config, "Training", settled=lost_the_gate, **run_options(args)
@@ -278,7 +285,17 @@ def monitor(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from penguins_platform.defs import event_log
+    from penguins_platform.tracking.promotion import champion
 
+    tracking = configured("mlflow")
+    if champion(tracking.client(), tracking.registered_model_name) is None:
+        print(
+            "Monitoring judges what a champion answered against the data that trained it, and "
+            f"{tracking.registered_model_name!r} has no champion yet: run `make train` (and "
+            "`make serve`, `make traffic`) first.",
+            file=sys.stderr,
+        )
+        return 1
     config = {"rows": args.rows} if args.rows else {}
     run_config = dg.RunConfig(ops={"production_data": {"config": config}})
     result = run_job("monitoring_job", run_config, "Monitoring", **run_options(args))

@@ -84,3 +84,6 @@ TRAFFIC_BATCH_SIZE = 10
 HOLDOUT_SHARE = 0.2
 PROMOTION_METRIC: Final = "accuracy_score"
 PROMOTION_MARGIN = 0.01  # about one more holdout row right out of 70
+# With production labels on, training adds at most this many of the newest captured rows
+# that have a label.
+PRODUCTION_TRAINING_ROWS = 100_000

@@ -234,10 +234,13 @@ def run_training(
     s3: S3Storage | None = None,
     selection: list[str] | None = None,
     fold_workers: object | None = None,
+    local: object | None = None,
     **config,
 ) -> dg.ExecuteInProcessResult:
     """Run the real `training_job` (or the `selection` of it) with test resources swapped in."""
     extra = {"fold_workers": fold_workers} if fold_workers is not None else {}
+    if local is not None:  # whose captured rows `with_production_labels` reads
+        extra["local"] = local
     test_defs = definitions_with(mlflow=mlflow_tracking, s3=s3 or S3Storage(), **extra)
     return test_defs.resolve_job_def("training_job").execute_in_process(
         run_config=training_run_config(**config),
@@ -250,6 +253,9 @@ def run_training(
 # A training whose score no test reads: fewer epochs and folds than the default recipe, the
 # same lineage, and a threshold that it passes.
 QUICK_TRAINING: dict[str, Any] = {"epochs": 20, "folds": 2, "threshold": 0.5}
+# Two epochs: registrable (a threshold of 0), and far worse than QUICK_TRAINING on the holdout,
+# so the challenger gate's verdict between the two is never close.
+WEAK_TRAINING: dict[str, Any] = {"epochs": 2, "folds": 2, "threshold": 0.0}
 
 
 @pytest.fixture(scope="session")
@@ -285,8 +291,14 @@ def penguins_cli() -> Command:
 def make() -> Command:
     """`make TARGET ARGS="..."` in the checkout, as the README tells a user to run it."""
 
-    def run(target: str, *args: str, env: dict[str, str | None] | None = None):
+    def run(
+        target: str,
+        *args: str,
+        env: dict[str, str | None] | None = None,
+        variables: dict[str, str] | None = None,
+    ):
         command = ["make", "--no-print-directory", "-C", str(REPO_ROOT), target]
+        command += [f"{name}={value}" for name, value in (variables or {}).items()]
         if args:
             command.append(f"ARGS={' '.join(args)}")
         return subprocess.run(

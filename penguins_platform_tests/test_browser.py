@@ -200,20 +200,23 @@ def test_a_skipped_cloud_target_says_how_to_enable_it_in_the_run_log(dagster_dev
     assert "azure_endpoint skipped: Disabled until configured" in messages
 
 
-def test_the_sensor_is_running_and_its_cursor_shows_the_last_version(
+def test_the_sensor_is_running_and_its_cursor_shows_the_deployed_champion(
     dagster_dev, materialize_all, page
 ):
-    expected = f'{{"model": "{defaults.MODEL_NAME}", "last_version": 1}}'
+    # The champion, version 1, and the id of the promotion that made it the champion.
+    expected = re.compile(
+        rf'\{{"model": "{defaults.MODEL_NAME}", "deployed": "v1-[0-9a-f]{{12}}"\}}'
+    )
     deadline = time.monotonic() + 3 * DAGSTER_DEV_SENSOR_INTERVAL + 30
     while True:
         page.goto(f"{dagster_dev.url}{LOCATION}/sensors/champion_sensor")
         page.get_by_text("Cursor").first.wait_for()
         body = page.inner_text("body")
-        if expected in body or time.monotonic() > deadline:
+        if expected.search(body) or time.monotonic() > deadline:
             break
         time.sleep(5)
     _screenshot(page, "sensor")
-    assert expected in body
+    assert expected.search(body), body[-2000:]
     switch = page.locator("tr", has_text="Running").locator("input[type=checkbox]").first
     assert switch.is_checked(), "the sensor is on"
 

@@ -93,7 +93,9 @@ def test_training_through_a_uri_with_a_password_never_shows_it(auth_server, tmp_
         penguins_cli, tmp_path / "home", uri, "--epochs", "1", "--folds", "2", "--threshold", "0.1"
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1].startswith("Registered penguins version 1")
+    *_, registered, promoted = done.stdout.strip().splitlines()
+    assert registered.startswith("Registered penguins version 1")
+    assert promoted.startswith("Champion: version 1 (no champion to beat")
     assert SENTINEL not in done.stdout + done.stderr
     assert _files_holding(tmp_path / "home", SENTINEL) == [], "Dagster's storage holds it"
     assert _files_holding(DEFAULT_MLFLOW_DIR, SENTINEL) == []

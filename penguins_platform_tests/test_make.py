@@ -34,7 +34,7 @@ def user(tmp_path_factory, make):
 def test_make_train_registers_a_version_and_records_the_run(user):
     root, env, done = user
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_shows("make-train", printed(done.stdout)[-1])
+    assert_shows("make-train", "\n".join(printed(done.stdout)[-2:]))
     home = root / "dagster_home"
     assert "nux:\n  enabled: false" in (home / "dagster.yaml").read_text()
     assert model_versions(env["MLFLOW_TRACKING_URI"], "penguins") == ["1"]
@@ -121,8 +121,51 @@ def readme_commands(name: str) -> list[list[str]]:
     return commands
 
 
+def test_make_train_again_then_promote_and_roll_back_as_the_readme_shows(user, make):
+    """A worse seed is registered, not promoted; the README's promotion commands then make it
+    the champion by hand and roll it back, each recorded on the version."""
+    from mlflow.tracking import MlflowClient
+
+    _, env, trained = user
+    assert trained.returncode == 0
+    again = make("train", "--seed", "7", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_shows("make-train-not-promoted", "\n".join(printed(again.stdout)[-2:]))
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    expected = {"promote": ("2", "manual"), "rollback": ("1", "rollback")}
+    commands = promotion_commands()
+    assert [target for target, _ in commands] == ["promote", "rollback"]
+    for target, variables in commands:
+        done = make(target, env=env, variables=variables)
+        assert done.returncode == 0, done.stderr[-3000:]
+        champion = client.get_model_version_by_alias("penguins", "champion")
+        assert (champion.version, champion.tags["promotion"]) == expected[target]
+        assert champion.tags["promotion_reason"] == variables["REASON"]
+        assert champion.tags["promoted_by"], "who asked"
+    without_reason = make("promote", env=env, variables={"VERSION": "2"})
+    assert without_reason.returncode != 0
+    assert 'usage: make promote VERSION=n REASON="why"' in without_reason.stderr
+
+
+def promotion_commands() -> list[tuple[str, dict[str, str]]]:
+    """The README's promotion commands, as (target, {VARIABLE: value})."""
+    import shlex
+
+    commands = []
+    for line in shown("command", "promote").splitlines():
+        words = shlex.split(line, comments=True)
+        assert words[0] == "make", line
+        variables = dict(word.split("=", 1) for word in words[2:])
+        commands.append((words[1], variables))
+    return commands
+
+
 def test_make_monitor_before_training_says_what_to_run_first(tmp_path, make):
-    env = {"DAGSTER_HOME": str(tmp_path / "home"), "PENGUINS_REPORT_DIR": str(tmp_path)}
+    env = {
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "PENGUINS_REPORT_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
     done = make("monitor", env=env)
     assert done.returncode != 0
     assert "run `make train` (and `make serve`, `make traffic`) first" in done.stderr

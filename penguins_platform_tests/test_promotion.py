@@ -26,14 +26,13 @@ from penguins_platform.tracking.store import MlflowStore
 from penguins_platform_tests.conftest import (
     DATA_FILE,
     QUICK_TRAINING,
+    WEAK_TRAINING,
     definitions_with,
     materialized_assets,
     step_error,
     tracking_resource,
 )
 
-# Two epochs: registrable (a threshold of 0), and far worse than QUICK_TRAINING.
-WEAK_TRAINING = {"epochs": 2, "folds": 2, "threshold": 0.0}
 MODEL = "penguins-gate"
 
 
@@ -242,3 +241,76 @@ def test_each_version_records_the_rows_that_trained_it(gated):
     assert set(inputs) == {"training", "evaluation"}
     assert gated.version(2).tags["training_data_digest"] == inputs["training"].digest
     assert inputs["training"].name.startswith("penguins-training@")
+
+
+def test_the_daemons_sensor_deploys_each_champion_and_never_a_worse_challenger(
+    instance, mlflow_tracking, train_lineage, dagster_daemon, tmp_path
+):
+    """`dagster-daemon` ticks the sensor against the registry while the lineage trains: a
+    deployment run for each champion, none for the challenger that lost. Runs stay queued (a
+    queue limit of 0): what is under test is what the daemon asks to deploy."""
+    import time
+
+    import yaml
+
+    from penguins_platform_tests.infra.conftest import wait_for
+
+    home = tmp_path / "home"
+    home.mkdir()
+    queue = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+             "config": {"max_concurrent_runs": 0}}  # fmt: skip
+    config = {"telemetry": {"enabled": False}, "run_coordinator": queue}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    log = tmp_path / "daemon.log"
+    daemon = dagster_daemon(
+        home, log, mlflow_tracking.tracking_uri, mlflow_tracking.registered_model_name
+    )
+    name = mlflow_tracking.registered_model_name
+
+    def requested(deployments: dg.DagsterInstance) -> list[str]:
+        runs = deployments.get_runs(filters=dg.RunsFilter(job_name="deployment_job"))
+        return sorted(run.tags["penguins/model_version"] for run in runs)
+
+    def ticks_after(deployments: dg.DagsterInstance, moment: float) -> list:
+        states = [
+            s for s in deployments.all_instigator_state() if s.instigator_name == "champion_sensor"
+        ]
+        if not states:
+            return []
+        ticks = deployments.get_ticks(states[0].instigator_origin_id, states[0].selector_id)
+        return [t for t in ticks if t.timestamp > moment and t.is_completed]
+
+    with dg.DagsterInstance.from_config(str(home)) as deployments:
+        assert train_lineage(instance, mlflow_tracking, **WEAK_TRAINING).success  # v1: first
+        wait_for(lambda: requested(deployments) == ["1"], daemon, log, "a run for version 1")
+        assert train_lineage(instance, mlflow_tracking, **QUICK_TRAINING).success  # v2 beats it
+        wait_for(lambda: requested(deployments) == ["1", "2"], daemon, log, "a run for v2")
+        assert not train_lineage(instance, mlflow_tracking, **WEAK_TRAINING).success  # v3 loses
+        trained = time.time()
+        wait_for(lambda: len(ticks_after(deployments, trained)) >= 2, daemon, log, "two ticks")
+        assert requested(deployments) == ["1", "2"], "the daemon never asked to deploy v3"
+        champion = promotion.champion(mlflow_tracking.client(), name)
+        assert champion is not None and str(champion.version) == "2"
+
+
+def test_a_champion_that_cannot_be_scored_is_never_replaced_by_the_gate(fresh_registry, tmp_path):
+    """Fail closed: without the champion's score there is no evidence that the challenger
+    is better, so it is not promoted (a person still can, by hand)."""
+    from penguins_platform_tests.conftest import run_training
+
+    instance, tracking = fresh_registry
+    client = tracking.client()
+    name = tracking.registered_model_name
+    missing = client.create_model_version(name, (tmp_path / "gone").as_uri())
+    promotion.promote(
+        client, name, str(missing.version), promotion.Promotion("manual", "test", "tests", "2")
+    )
+    result = run_training(instance, tracking, **QUICK_TRAINING)
+    assert not result.success
+    [gate] = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_champion"]
+    assert not gate.passed
+    assert (gate.description or "").startswith(
+        f"champion version {missing.version} could not be scored: "
+    )
+    current = promotion.champion(client, name)
+    assert current is not None and current.version == missing.version

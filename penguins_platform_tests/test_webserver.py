@@ -42,6 +42,7 @@ def test_dagster_dev_serves_the_lineage_and_its_blocking_checks(dagster_dev):
         ("penguins", "measurements_are_plausible"): True,
         ("penguins", "missing_values_are_bounded"): True,
         ("trained_model", "accuracy_threshold"): True,
+        ("registered_model_version", "beats_champion"): True,
         **{
             (target, check): True
             for target in deployments

@@ -15,12 +15,20 @@ from pydantic import Field
 
 from penguins_platform import defaults
 from penguins_platform.defs import metadata
-from penguins_platform.defs.resources import S3Storage
+from penguins_platform.defs.resources import (
+    LocalEndpoint,
+    MlflowTracking,
+    S3Storage,
+    SageMakerEndpoint,
+    capture_sources,
+)
 from penguins_platform.ml import schema, validation
 from penguins_platform.project import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from penguins_platform.monitoring.production import ProductionLabels
 
 GROUP = "data"
 
@@ -41,6 +49,19 @@ class RawPenguinsConfig(dg.Config):
             "before anything is loaded: the table takes about 10x its file size in memory."
         ),
     )
+    with_production_labels: bool = Field(
+        default=False,
+        description=(
+            "Add the labeled rows that the endpoints captured (the newest production_rows of "
+            "them) to the data. The data version then covers both parts, and the data checks "
+            "and the challenger gate judge the result as any other."
+        ),
+    )
+    production_rows: int = Field(
+        default=defaults.PRODUCTION_TRAINING_ROWS,
+        ge=1,
+        description="The most captured rows read for with_production_labels.",
+    )
 
 
 class CleaningConfig(dg.Config):
@@ -49,33 +70,84 @@ class CleaningConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "csv"})
 def raw_penguins(
-    context: dg.AssetExecutionContext, config: RawPenguinsConfig, s3: S3Storage
+    context: dg.AssetExecutionContext,
+    config: RawPenguinsConfig,
+    s3: S3Storage,
+    local: LocalEndpoint,
+    sagemaker: SageMakerEndpoint,
+    mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
-    """The Palmer penguins table exactly as the source holds it, every column as text.
+    """The Palmer penguins table exactly as the source holds it, every column as text, and,
+    when asked, the labeled production rows after it.
 
-    The content hash of the source bytes is the data version, so the UI shows when the data
-    behind a model changed, and the registered model records which data it saw.
+    The content hash of the source bytes (and of the production rows) is the data version,
+    so the UI shows when the data behind a model changed, and the registered model records
+    which data it saw.
     """
+    import hashlib
+
+    import pandas as pd
+
     from penguins_platform.ml.sources import read_raw_table
 
     table = read_raw_table(
         config.location, s3.client, root=PROJECT_ROOT, max_bytes=config.max_bytes
     )
     frame = table.frame
+    content_hash = table.content_hash
     context.log.info(f"read {len(frame)} rows from {', '.join(table.files)}")
+    added: dict[str, metadata.Entry] = {}
+    if config.with_production_labels:
+        labels = _production_labels(context, config, local, sagemaker, mlflow)
+        context.log.info(f"adding {labels.describe()}")
+        frame = pd.concat([frame, labels.table], ignore_index=True)
+        content_hash = hashlib.sha256(f"{content_hash}+{labels.digest}".encode()).hexdigest()
+        added = {
+            "production_rows_added": len(labels.table),
+            "production_versions": dg.MetadataValue.json(labels.versions),
+            "production_rows": labels.describe(),
+            **(
+                {
+                    "production_oldest_captured_at": labels.oldest.isoformat(),
+                    "production_newest_captured_at": labels.newest.isoformat(),
+                }
+                if labels.oldest and labels.newest
+                else {}
+            ),
+        }
     return dg.MaterializeResult(
         value=frame,
-        data_version=dg.DataVersion(table.content_hash[:16]),
+        data_version=dg.DataVersion(content_hash[:16]),
         metadata={
             "dagster/row_count": len(frame),
             "dagster/column_schema": metadata.column_schema(frame),
             "source": config.location,
             "files": dg.MetadataValue.json(table.files),
             "columns": dg.MetadataValue.json([str(c) for c in frame.columns]),
-            "content_hash": table.content_hash,
+            "content_hash": content_hash,
             "preview": metadata.preview_table(frame),
+            **added,
         },
     )
+
+
+def _production_labels(
+    context: dg.AssetExecutionContext,
+    config: RawPenguinsConfig,
+    local: LocalEndpoint,
+    sagemaker: SageMakerEndpoint,
+    mlflow: MlflowTracking,
+) -> "ProductionLabels":
+    """The labeled rows every enabled endpoint captured, as raw penguins. Nothing is deleted:
+    a retention is monitoring's to apply."""
+    from datetime import UTC, datetime
+
+    from penguins_platform.capture.contract import Retention
+    from penguins_platform.monitoring.production import production_labels, read_production
+
+    sources = capture_sources(mlflow.registered_model_name, local, sagemaker, context.log)
+    production = read_production(sources, config.production_rows, Retention(), datetime.now(UTC))
+    return production_labels(production.rows)
 
 
 def required_columns(raw_penguins: "pd.DataFrame") -> dg.AssetCheckResult:

@@ -93,6 +93,7 @@ def training_run_config(
     seed: int | None = None,
     steps_per_execution: int | None = None,
     max_data_bytes: int | None = None,
+    with_production_labels: bool | None = None,
     log_level: str = "INFO",
 ) -> dg.RunConfig:
     """The launchpad config of `training_job`. Each knob overrides its default only when given.
@@ -115,7 +116,13 @@ def training_run_config(
     )
     return dg.RunConfig(
         ops={
-            "raw_penguins": RawPenguinsConfig(**given(location=data, max_bytes=max_data_bytes)),
+            "raw_penguins": RawPenguinsConfig(
+                **given(
+                    location=data,
+                    max_bytes=max_data_bytes,
+                    with_production_labels=with_production_labels,
+                )
+            ),
             "penguins": CleaningConfig(**given(seed=seed)),
             "cross_validation_scores": CrossValidationConfig(**fit, **given(folds=folds)),
             "trained_model": TrainingConfig(**fit),

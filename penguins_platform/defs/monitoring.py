@@ -13,7 +13,6 @@ materialize and say so, and the checks that have nothing to judge are left uneva
 rules themselves live in `monitoring/`; this module wires them to Dagster.
 """
 
-import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from penguins_platform.defs.resources import (
     MlflowTracking,
     Monitoring,
     SageMakerEndpoint,
+    capture_sources,
 )
 from penguins_platform.defs.schedules import AUTOMATION
 from penguins_platform.settings import AutomationSettings, variable
@@ -37,8 +37,6 @@ from penguins_platform.settings import AutomationSettings, variable
 if TYPE_CHECKING:
     import pandas as pd
 
-    from penguins_platform.capture.contract import CaptureSource
-    from penguins_platform.deploy.target import DeploymentTarget
     from penguins_platform.monitoring.checks import Verdict
     from penguins_platform.monitoring.report import MonitoringSummary
 
@@ -80,17 +78,6 @@ def _bound(config: type[dg.Config], field: str) -> str:
     """A check's bound as its spec describes it: the launchpad field that sets it, and its
     default. The spec cannot know what a run will set; each result names the bound it used."""
     return f"`{field}` ({config.model_fields[field].default:g} unless the launchpad says)"
-
-
-def capture_sources(
-    model_name: str, local: LocalEndpoint, sagemaker: SageMakerEndpoint, log: logging.Logger
-) -> dict[str, "CaptureSource"]:
-    """Every enabled target's captured traffic, by target name."""
-    targets: dict[str, DeploymentTarget] = {"local": local.target(model_name, log)}
-    if sagemaker.enabled:
-        targets["sagemaker"] = sagemaker.target(model_name, log)
-    sources = {name: target.capture_source() for name, target in targets.items()}
-    return {name: source for name, source in sources.items() if source is not None}
 
 
 def check_result(

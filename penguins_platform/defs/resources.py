@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from botocore.client import BaseClient
 
+    from penguins_platform.capture.contract import CaptureSource
     from penguins_platform.deploy.target import DeploymentTarget
     from penguins_platform.ml.evaluation import BackgroundFolds, FoldResult, FoldSplit
     from penguins_platform.ml.model import TrainingParameters
@@ -286,3 +287,14 @@ class Monitoring(dg.ConfigurableResource, MonitoringSettings):
     where the monitoring reports go (`MonitoringSettings`). Deployment-wide settings, so they
     come from the environment; each evaluation's thresholds are run config of the monitoring
     assets."""
+
+
+def capture_sources(
+    model_name: str, local: LocalEndpoint, sagemaker: SageMakerEndpoint, log: logging.Logger
+) -> dict[str, CaptureSource]:
+    """Every enabled target's captured traffic, by target name."""
+    targets: dict[str, DeploymentTarget] = {"local": local.target(model_name, log)}
+    if sagemaker.enabled:
+        targets["sagemaker"] = sagemaker.target(model_name, log)
+    sources = {name: target.capture_source() for name, target in targets.items()}
+    return {name: source for name, source in sources.items() if source is not None}

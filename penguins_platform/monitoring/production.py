@@ -172,3 +172,60 @@ def report_path(report_dir: Path, run_id: str, now: datetime) -> Path:
     """Where the report of the monitoring run `run_id` goes: one file a run, named so that
     the folder lists them in time order."""
     return report_dir / f"{now:%Y%m%dT%H%M%SZ}-{run_id[:8]}.html"
+
+
+@dataclass(frozen=True, eq=False)  # a DataFrame has no truth value, so no generated __eq__
+class ProductionLabels:
+    """Labeled production rows as rows of the raw penguins table, for training."""
+
+    table: pd.DataFrame  # the raw table's required columns, as text, like a CSV read
+    digest: str  # SHA-256 of the table's CSV form: part of the training data's version
+    versions: dict[str, int]  # rows per model version that answered them
+    oldest: datetime | None  # when the oldest added row was captured
+    newest: datetime | None
+
+    def describe(self) -> str:
+        if self.table.empty:
+            return "no labeled production rows"
+        answered = ", ".join(f"version {v}: {n}" for v, n in self.versions.items())
+        return (
+            f"{len(self.table)} labeled production rows ({answered}), captured "
+            f"{self.oldest:%Y-%m-%d %H:%M} to {self.newest:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def production_labels(rows: pd.DataFrame) -> ProductionLabels:
+    """The labeled rows of the production table `rows`, as raw penguins: the label is the
+    species, each feature is text as a CSV would hold it (a missing value is empty), in
+    capture order. The cleaning and the data checks then treat them as any other row."""
+    import hashlib
+
+    import pandas as pd
+
+    from penguins_platform.ml import schema
+
+    labeled = rows[rows["target"].notna()].sort_values("captured_at", kind="stable")
+
+    def text(value: object) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    table = pd.DataFrame(
+        {
+            schema.TARGET: [text(v) for v in labeled["target"]],
+            **{column: [text(v) for v in labeled[column]] for column in schema.FEATURES},
+        },
+        columns=list(schema.REQUIRED_COLUMNS),
+        dtype=object,
+    )
+    table = table.replace({"": None})
+    digest = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+    stamps = labeled["captured_at"]
+    return ProductionLabels(
+        table=table.reset_index(drop=True),
+        digest=digest,
+        versions=answered_by_versions(labeled),
+        oldest=stamps.iloc[0].to_pydatetime() if len(stamps) else None,
+        newest=stamps.iloc[-1].to_pydatetime() if len(stamps) else None,
+    )

@@ -15,13 +15,18 @@ from penguins_platform.defs.sensors import RetrainingCursor, retraining_reason, 
 from penguins_platform.serving import service
 from penguins_platform_tests.conftest import (
     DATA_FILE,
+    QUICK_TRAINING,
     check_descriptions,
     check_outcomes,
     definitions_with,
+    materialized_assets,
     run_deployment,
+    run_training,
 )
 from penguins_platform_tests.servers import endpoint_health, free_port
 
+# A quick training that its accuracy threshold refuses.
+UNREGISTRABLE = {**QUICK_TRAINING, "threshold": 0.99}
 MONITORING_ASSETS = ("production_data", "ground_truth_labels", "monitoring_report")
 
 
@@ -43,12 +48,12 @@ def reports(tmp_path_factory):
 
 def send(endpoint: LocalEndpoint, requests: int, drift: bool = False, seed: int = 0) -> None:
     """Real traffic through HTTP, then wait until the endpoint's writer stored all of it."""
-    import pandas as pd
-
-    from penguins_platform.traffic import sample_records, send_traffic
+    from penguins_platform.traffic import sample_records, send_traffic, shipped_penguins
 
     before = endpoint_health(endpoint.url)["capture"]["written"]
-    records = sample_records(pd.read_csv(DATA_FILE), requests, drift=drift, seed=seed)
+    # The cleaned penguins, as the traffic tool sends them: the CSV's raw rows hold its "."
+    # placeholder for an unknown sex, which a batch that draws it rightly reads as drift.
+    records = sample_records(shipped_penguins(), requests, drift=drift, seed=seed)
     result = send_traffic(endpoint.target("penguins").invoke, records, batch_size=10)
     assert result.answered == requests
     wait_until_written(endpoint, before + requests)
@@ -122,6 +127,8 @@ def test_clean_traffic_passes_every_check_and_links_the_report(registry, endpoin
     assert data["answered_by_versions"] == {"2": 120}
     report = metadata_of(result, "monitoring_report")
     assert report["row_count"] == report["labeled_count"] == 120
+    assert (report["serving_now"], report["judged_version"]) == ("2", "2")
+    assert report["reference"].startswith("training data of version 2 (")
     assert report["production_accuracy"] == 1.0  # quality 1.0: the label is the prediction
     assert report["drift_share"] <= 0.1
     html = report["report_file"]
@@ -143,6 +150,126 @@ def test_the_report_is_an_artifact_of_the_served_versions_run(registry, endpoint
     folders = [a.path for a in client.list_artifacts(run_id, "monitoring")]
     name = metadata_of(result, "monitoring_report")["report_file"].rsplit("/", 1)[1]
     assert f"monitoring/{name.removesuffix('.html')}" in folders
+
+
+def shipped_csv_with(tmp_path: Path, change) -> Path:
+    """The shipped CSV with `change` applied to its text table, saved beside the test."""
+    import pandas as pd
+
+    table = pd.read_csv(DATA_FILE, dtype=str)
+    path = tmp_path / "changed.csv"
+    change(table).to_csv(path, index=False)
+    return path
+
+
+def test_a_blocked_run_on_shifted_data_does_not_move_what_monitoring_compares_with(
+    fresh_registry, endpoint, reports, tmp_path
+):
+    """Before, the reference was the newest `penguins`: here, data 600 g heavier that its
+    accuracy check blocked. Now it is the data that trained the served version."""
+    import pandas as pd
+
+    instance, tracking = fresh_registry
+
+    def heavier(table):
+        mass = pd.to_numeric(table["body_mass_g"], errors="coerce") + 600
+        return table.assign(body_mass_g=mass.map(lambda v: "" if pd.isna(v) else f"{v:g}"))
+
+    shifted = shipped_csv_with(tmp_path, heavier)
+    blocked = run_training(instance, tracking, data=str(shifted), **UNREGISTRABLE)
+    assert not blocked.success
+    assert check_outcomes(blocked)["accuracy_threshold"] is False
+    assert "penguins" in materialized_assets(blocked), "the shifted data is the newest penguins"
+
+    send(endpoint, 120, seed=13)
+    result = monitor(fresh_registry, endpoint, reports, rows=120)
+    assert result.success
+    assert check_outcomes(result)["feature_drift"] is True, check_descriptions(result)
+    # Against the blocked run's data, which monitoring read before, the same rows drift.
+    from penguins_platform.ml.cleaning import clean_penguins
+    from penguins_platform.monitoring.report import build_report
+    from penguins_platform.traffic import sample_records, shipped_penguins
+
+    batch = pd.DataFrame(sample_records(shipped_penguins(), 120, seed=13))
+    batch = batch.assign(prediction="Adelie", target=None)
+    blocked_data = clean_penguins(pd.read_csv(shifted, dtype=str), seed=42)
+    before = build_report(blocked_data, batch, drift_share=0.1, html_path=None)
+    assert "body_mass_g" in before.drifted_features
+    report = metadata_of(result, "monitoring_report")
+    tags = tracking.client().get_model_version(tracking.registered_model_name, "2").tags
+    assert report["reference"] == (
+        f"training data of version 2 ({tags['training_rows']} rows, "
+        f"data version {tags['data_version']})"
+    )
+
+
+def test_a_blocked_run_on_data_with_an_empty_column_leaves_monitoring_working(
+    fresh_registry, endpoint, reports, tmp_path
+):
+    instance, tracking = fresh_registry
+    empty = shipped_csv_with(tmp_path, lambda table: table.assign(flipper_length_mm=""))
+    blocked = run_training(instance, tracking, data=str(empty), **QUICK_TRAINING)
+    assert not blocked.success
+    assert check_outcomes(blocked)["missing_values_are_bounded"] is False
+    send(endpoint, 60, seed=12)
+    result = monitor(fresh_registry, endpoint, reports, rows=60)
+    assert result.success, "Evidently never sees the empty column: the reference is v2's data"
+    assert check_outcomes(result)["feature_drift"] is True
+
+
+def test_rows_answered_by_two_versions_are_counted_and_the_newest_one_judged(
+    registry, endpoint, reports, tmp_path
+):
+    send(endpoint, 60, seed=13)
+    copy, store = copied_store(endpoint, tmp_path)
+    with sqlite3.connect(store) as connection:
+        total = connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        connection.execute(
+            "UPDATE predictions SET model_version = '1' WHERE id IN "
+            "(SELECT id FROM predictions ORDER BY id LIMIT 25)"
+        )
+    result = monitor(registry, copy, reports, rows=total)
+    assert result.success
+    report = metadata_of(result, "monitoring_report")
+    assert report["answered_by_versions"] == {"1": 25, "2": total - 25}
+    # No server answers for the copy, so the version of the newest row is judged.
+    assert (report["serving_now"], report["judged_version"]) == ("unknown", "2")
+    assert report["row_count"] == total - 25
+    assert set(report["accuracy_by_version"]) == {"1", "2"}
+    [drift] = [e for e in result.get_asset_check_evaluations() if e.check_name == "feature_drift"]
+    assert drift.metadata["judged_version"].value == "2"
+
+
+def test_production_labels_join_the_training_data_and_the_gate_decides(
+    fresh_registry, endpoint, reports
+):
+    instance, tracking = fresh_registry
+    send(endpoint, 60, seed=14)
+    assert monitor(fresh_registry, endpoint, reports, rows=500).success  # labels them
+    with sqlite3.connect(endpoint.paths.state_dir / "capture.db") as connection:
+        labeled = connection.execute(
+            "SELECT COUNT(*) FROM predictions WHERE target IS NOT NULL"
+        ).fetchone()[0]
+    assert labeled >= 60
+    before = instance.get_latest_materialization_event(dg.AssetKey("raw_penguins"))
+    assert before is not None and before.asset_materialization is not None
+    result = run_training(
+        instance, tracking, local=endpoint, with_production_labels=True, **QUICK_TRAINING
+    )
+    assert "beats_champion" in check_outcomes(result), "the gate decided"
+    raw = metadata_of(result, "raw_penguins")
+    assert raw["production_rows_added"] == labeled
+    assert raw["dagster/row_count"] == 344 + labeled
+    assert set(raw["production_versions"]) == {"2"}
+    assert raw["production_rows"].startswith(f"{labeled} labeled production rows (version 2: ")
+    data_version = instance.get_latest_materialization_event(dg.AssetKey("raw_penguins"))
+    assert data_version is not None and data_version.asset_materialization is not None
+    old_tags = before.asset_materialization.tags or {}
+    new_tags = data_version.asset_materialization.tags or {}
+    assert new_tags["dagster/data_version"] != old_tags["dagster/data_version"]
+    registered = metadata_of(result, "registered_model_version")
+    assert registered["training_rows"] + registered["holdout_rows"] == 344 + labeled
+    assert registered["data_version"] == new_tags["dagster/data_version"]
 
 
 def test_labeling_twice_changes_nothing(registry, endpoint, reports):

@@ -303,7 +303,7 @@ def test_a_deployed_endpoints_capture_is_credited_to_its_version_and_reported(
     assert data["answered_by_versions"] == {"2": 30}
     assert metadata_of(result, "ground_truth_labels")["labeled_now"] == 30
     report = metadata_of(result, "monitoring_report")
-    assert (report["row_count"], report["labeled_count"], report["served_version"]) == (30, 30, "2")
+    assert (report["row_count"], report["labeled_count"], report["judged_version"]) == (30, 30, "2")
     assert report["production_accuracy"] == 1.0
     assert "/artifacts/monitoring/" in report["report_in_mlflow"]
     assert len(labels_in(ground_truth(s3))) == 30

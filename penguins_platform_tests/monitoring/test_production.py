@@ -22,6 +22,7 @@ from penguins_platform.monitoring.production import (
     CaptureReadError,
     describe_retention,
     label_rows,
+    production_labels,
     read_production,
     report_path,
 )
@@ -168,3 +169,33 @@ def test_a_labeler_without_an_answer_labels_nothing(sources):
 def test_each_report_has_a_file_named_by_its_time_and_run(tmp_path):
     path = report_path(tmp_path, "48ebf617-1234", NOW)
     assert path == tmp_path / "20261201T120000Z-48ebf617.html"
+
+
+def test_labeled_production_rows_become_raw_penguins_in_capture_order():
+    source = MemorySource(
+        "local store",
+        [("1", _at(50), "Adelie", "Adelie"), ("2", _at(40), "Gentoo", None),
+         ("3", _at(10), "Gentoo", "Chinstrap")],
+    )  # fmt: skip
+    rows = read_production({"local": source}, rows=10, retention=Retention(), now=NOW).rows
+    rows["island"] = ["Dream", "Biscoe", None]
+    rows["body_mass_g"] = [3750.0, 5000.0, float("nan")]
+    labels = production_labels(rows)
+    assert list(labels.table.columns) == list(schema.REQUIRED_COLUMNS)
+    assert labels.table["species"].tolist() == ["Adelie", "Chinstrap"], "labels, not predictions"
+    assert labels.table["body_mass_g"].tolist() == ["3750", None]
+    assert labels.table["island"].tolist() == ["Dream", None]
+    assert labels.versions == {"1": 2}
+    assert (labels.oldest, labels.newest) == (_at(50), _at(10))
+    assert labels.describe().startswith("2 labeled production rows (version 1: 2), captured ")
+    assert production_labels(rows).digest == labels.digest
+    rows.loc[0, "body_mass_g"] = 3800.0
+    assert production_labels(rows).digest != labels.digest
+
+
+def test_no_labeled_row_adds_nothing(sources):
+    rows = read_production(sources, rows=10, retention=Retention(), now=NOW).rows
+    rows["target"] = None
+    labels = production_labels(rows)
+    assert labels.table.empty and labels.oldest is None
+    assert labels.describe() == "no labeled production rows"
