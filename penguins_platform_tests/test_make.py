@@ -139,7 +139,7 @@ def test_make_train_again_then_promote_and_roll_back_as_the_readme_shows(user, m
         done = make(target, env=env, variables=variables)
         assert done.returncode == 0, done.stderr[-3000:]
         champion = client.get_model_version_by_alias("penguins", "champion")
-        assert (champion.version, champion.tags["promotion"]) == expected[target]
+        assert (str(champion.version), champion.tags["promotion"]) == expected[target]
         assert champion.tags["promotion_reason"] == variables["REASON"]
         assert champion.tags["promoted_by"], "who asked"
     without_reason = make("promote", env=env, variables={"VERSION": "2"})
