@@ -326,6 +326,49 @@ def test_poor_labels_fail_accuracy_and_request_retraining_once(registry, endpoin
     )
 
 
+def test_a_requested_retraining_that_is_no_better_leaves_the_champion_serving(
+    fresh_registry, endpoint, reports
+):
+    """The loop's run passes through the same gate: the retrain of the same recipe on the
+    same data ties with the champion, so it is registered, not promoted, not deployed."""
+    from penguins_platform.defs.registry import CHAMPION_CHANGED_TAG
+    from penguins_platform.defs.resources import AzureMLEndpoint, SageMakerEndpoint
+    from penguins_platform.defs.sensors import champion_sensor
+
+    instance, tracking = fresh_registry
+    send(endpoint, 150, seed=15)
+    assert not check_outcomes(monitor(fresh_registry, endpoint, reports, rows=150, quality=0.5))[
+        "production_accuracy"
+    ]
+    [request] = (
+        retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance)).run_requests
+        or []
+    )
+    defs = definitions_with(mlflow=tracking)
+    retrained = defs.resolve_job_def("training_job").execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False
+    )
+    assert check_outcomes(retrained)["beats_champion"] is False
+    stored = instance.get_run_by_id(retrained.run_id)
+    assert stored is not None
+    assert (stored.tags[RETRAINING_TAG], stored.tags[CHAMPION_CHANGED_TAG]) == (
+        "requested",
+        "false",
+    )
+    client = tracking.client()
+    name = tracking.registered_model_name
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == "4"
+    resources = {"mlflow": tracking, "sagemaker": SageMakerEndpoint(), "azure": AzureMLEndpoint()}
+    ticked = champion_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources=resources)
+    )
+    assert [r.tags["penguins/model_version"] for r in ticked.run_requests or []] == ["2"], (
+        "the champion it would deploy is still version 2"
+    )
+    assert endpoint_health(endpoint.url)["model_version"] == "2"
+
+
 def test_an_empty_capture_store_says_no_production_data(registry, reports, tmp_path):
     quiet = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
     result = monitor(registry, quiet, reports, rows=500)
