@@ -54,6 +54,16 @@ def parser() -> argparse.ArgumentParser:
         help=f"largest data location to load, in bytes ({defaults.MAX_DATA_BYTES:,})",
     )
     knob(
+        "--promotion-metric",
+        choices=("accuracy_score", "f1_score", "precision_score", "recall_score"),
+        help=f"metric the challenger must win on ({defaults.PROMOTION_METRIC})",
+    )
+    knob(
+        "--promotion-margin",
+        type=float,
+        help=f"how much better than the champion it must be ({defaults.PROMOTION_MARGIN})",
+    )
+    knob(
         "--with-production-labels",
         action="store_true",
         default=None,
@@ -179,6 +189,8 @@ def train(args: argparse.Namespace) -> int:
         steps_per_execution=args.steps_per_execution,
         max_data_bytes=args.max_data_bytes,
         with_production_labels=args.with_production_labels,
+        promotion_metric=args.promotion_metric,
+        promotion_margin=args.promotion_margin,
     )
     result = run_job(
         "training_job", run_config, "Training", settled=lost_the_gate, **run_options(args)

@@ -11,6 +11,7 @@ import dagster as dg
 
 from penguins_platform import defaults
 from penguins_platform.defs.data import CleaningConfig, RawPenguinsConfig
+from penguins_platform.defs.registry import ChallengerGateConfig
 from penguins_platform.defs.training import (
     AccuracyThresholdConfig,
     CrossValidationConfig,
@@ -94,6 +95,8 @@ def training_run_config(
     steps_per_execution: int | None = None,
     max_data_bytes: int | None = None,
     with_production_labels: bool | None = None,
+    promotion_metric: str | None = None,
+    promotion_margin: float | None = None,
     log_level: str = "INFO",
 ) -> dg.RunConfig:
     """The launchpad config of `training_job`. Each knob overrides its default only when given.
@@ -128,6 +131,9 @@ def training_run_config(
             "trained_model": TrainingConfig(**fit),
             "trained_model_accuracy_threshold": AccuracyThresholdConfig(
                 **given(threshold=threshold)
+            ),
+            "registered_model_version_beats_champion": ChallengerGateConfig(
+                **given(metric=promotion_metric, margin=promotion_margin)
             ),
         },
         loggers={"console": {"config": {"log_level": log_level}}},

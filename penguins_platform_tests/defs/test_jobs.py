@@ -1,6 +1,7 @@
 """Jobs and their launch config: every knob defaults to its one home, and only given ones move."""
 
 import dagster as dg
+import pytest
 
 from penguins_platform import defaults
 from penguins_platform.definitions import defs
@@ -18,6 +19,8 @@ def test_the_run_config_is_typed_and_holds_every_default():
     assert ops["raw_penguins"] == {
         "location": defaults.DATA_LOCATION,
         "max_bytes": defaults.MAX_DATA_BYTES,
+        "with_production_labels": False,
+        "production_rows": defaults.PRODUCTION_TRAINING_ROWS,
     }
     assert ops["penguins"] == {"seed": defaults.SEED}
     assert ops["trained_model"] == {
@@ -28,6 +31,22 @@ def test_the_run_config_is_typed_and_holds_every_default():
     }  # steps_per_execution: unset, a whole epoch per compiled call
     assert ops["cross_validation_scores"] == {**ops["trained_model"], "folds": defaults.FOLDS}
     assert ops["trained_model_accuracy_threshold"] == {"threshold": defaults.THRESHOLD}
+    assert ops["registered_model_version_beats_champion"] == {
+        "metric": defaults.PROMOTION_METRIC,
+        "margin": defaults.PROMOTION_MARGIN,
+    }
+
+
+def test_the_gate_and_production_labels_are_knobs_too():
+    ops = _ops(
+        training_run_config(
+            promotion_metric="f1_score", promotion_margin=0.05, with_production_labels=True
+        )
+    )
+    assert ops["registered_model_version_beats_champion"] == {"metric": "f1_score", "margin": 0.05}
+    assert ops["raw_penguins"]["with_production_labels"] is True
+    with pytest.raises(ValueError, match="margin"):
+        training_run_config(promotion_margin=0.0)
 
 
 def test_a_given_knob_overrides_only_itself():
