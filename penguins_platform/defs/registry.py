@@ -8,6 +8,9 @@ moves the champion alias, or, launched by hand with a version, promotes that ver
 rollback when it is older), recording who asked and why.
 """
 
+import contextlib
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -205,73 +208,41 @@ def beats_champion(
     version = str(registered_model_version)
     name = mlflow.registered_model_name
     client = mlflow.client()
-    rows = holdout.split(penguins, defaults.HOLDOUT_SHARE).holdout
     current = promotion.champion(client, name)
     parent = mlflow.parent_run_id(context.run.run_id, context.op_execution_context.job_name)
 
-    def score(role: str, scored: str) -> promotion.Score:
-        run_id = mlflow.nested_run(parent, f"{role}-v{scored}")
-        try:
-            return promotion.score_version(name, scored, rows, schema.TARGET, run_id)
-        finally:
-            client.set_terminated(run_id)
+    @contextlib.contextmanager
+    def evaluation_run(run_name: str) -> Iterator[str]:
+        """A run nested in this training run's, for one model's evaluation."""
+        with mlflow.running(mlflow.nested_run(parent, run_name)) as run_id:
+            yield run_id
 
-    challenger = score("challenger", version)
-    if current is not None and str(current.version) == version:
-        decision = promotion.judge(challenger, None, config.metric, config.margin)
-        description = f"version {version} is already the champion"
-        passed = True
-    else:
-        champion_score = None
-        failure = None
-        if current is not None:
-            try:
-                champion_score = score("champion", str(current.version))
-            except Exception as error:  # a champion that cannot be scored cannot be beaten
-                failure = f"champion version {current.version} could not be scored: {error}"
-        decision = promotion.judge(challenger, champion_score, config.metric, config.margin)
-        passed = decision.passed and failure is None
-        description = failure or decision.description
-    client.set_model_version_tag(
-        name, version, GATE_TAG, f"{'promoted' if passed else 'rejected'}: {description}"[:500]
+    decision = promotion.challenge(
+        name,
+        version,
+        str(current.version) if current is not None else None,
+        holdout.split(penguins, defaults.HOLDOUT_SHARE).holdout,
+        schema.TARGET,
+        config.metric,
+        config.margin,
+        evaluation_run,
     )
-    if not passed:
+    client.set_model_version_tag(name, version, GATE_TAG, decision.tag())
+    if not decision.passed:
         context.instance.add_run_tags(context.run.run_id, {CHAMPION_CHANGED_TAG: "false"})
         context.log.warning(
-            f"version {version} stays the challenger and will not be deployed: {description}"
+            f"version {version} stays the challenger and will not be deployed: "
+            f"{decision.description}"
         )
-    champion_value = decision.champion.value(config.metric) if decision.champion else None
+    links = {"challenger_evaluation": decision.challenger.run_id}
+    if decision.champion is not None:
+        links["champion_evaluation"] = decision.champion.run_id
     return dg.AssetCheckResult(
-        passed=passed,
-        description=description,
+        passed=decision.passed,
+        description=decision.description,
         metadata={
-            "decision": (
-                "promote" if passed else f"keep champion version {current and current.version}"
-            ),
-            "metric": config.metric,
-            "challenger_version": int(version),
-            "challenger_score": challenger.value(config.metric),
-            **(
-                {
-                    "champion_version": int(decision.champion.version),
-                    "champion_score": champion_value,
-                    "difference": challenger.value(config.metric) - champion_value,
-                }
-                if decision.champion and champion_value is not None
-                else {}
-            ),
-            "margin": config.margin,
-            "rows_compared": len(rows),
-            "challenger_evaluation": dg.MetadataValue.url(mlflow.run_url(challenger.run_id)),
-            **(
-                {
-                    "champion_evaluation": dg.MetadataValue.url(
-                        mlflow.run_url(decision.champion.run_id)
-                    )
-                }
-                if decision.champion
-                else {}
-            ),
+            **decision.numbers(),
+            **{key: dg.MetadataValue.url(mlflow.run_url(run)) for key, run in links.items()},
         },
     )
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,10 +82,78 @@ class GateDecision:
     rows: int
     challenger: Score
     champion: Score | None
+    champion_version: str | None  # the champion it was judged against, scored or not
 
     def tag(self) -> str:
         """The one-line verdict kept on the challenger's version."""
         return f"{'promoted' if self.passed else 'rejected'}: {self.description}"[:500]
+
+    def numbers(self) -> dict[str, float | int | str]:
+        """The figures a check shows: scores as floats, so a UI can plot them over time."""
+        mine = self.challenger.value(self.metric)
+        found: dict[str, float | int | str] = {
+            "decision": "promote"
+            if self.passed
+            else f"keep champion version {self.champion_version}",
+            "metric": self.metric,
+            "challenger_version": int(self.challenger.version),
+            "challenger_score": mine,
+            "margin": self.margin,
+            "rows_compared": self.rows,
+        }
+        if self.champion is not None:
+            theirs = self.champion.value(self.metric)
+            found |= {
+                "champion_version": int(self.champion.version),
+                "champion_score": theirs,
+                "difference": mine - theirs,
+            }
+        return found
+
+
+def challenge(
+    name: str,
+    challenger: str,
+    champion: str | None,
+    rows: pd.DataFrame,
+    target: str,
+    metric: str,
+    margin: float,
+    evaluation_run: Callable[[str], AbstractContextManager[str]],
+) -> GateDecision:
+    """Score `challenger`, and `champion` unless there is none (or it is the challenger), on
+    `rows`, each in an MLflow run that `evaluation_run(run_name)` opens, and decide.
+
+    Fails closed: a champion that cannot be scored cannot be shown to be beaten."""
+
+    def score(role: str, version: str) -> Score:
+        with evaluation_run(f"{role}-v{version}") as run_id:
+            return score_version(name, version, rows, target, run_id)
+
+    mine = score("challenger", challenger)
+    if champion is None or champion == challenger:
+        decision = judge(mine, None, metric, margin)
+        if champion is None:
+            return decision
+        return replace(
+            decision,
+            description=f"version {challenger} is already the champion",
+            champion_version=champion,
+        )
+    try:
+        theirs = score("champion", champion)
+    except Exception as error:
+        return GateDecision(
+            False,
+            f"champion version {champion} could not be scored: {error}",
+            metric,
+            margin,
+            len(rows),
+            mine,
+            None,
+            champion,
+        )
+    return judge(mine, theirs, metric, margin)
 
 
 def score_version(name: str, version: str, rows: pd.DataFrame, target: str, run_id: str) -> Score:
@@ -133,6 +202,7 @@ def judge(challenger: Score, champion: Score | None, metric: str, margin: float)
             rows,
             challenger,
             None,
+            None,
         )
     theirs = champion.value(metric)
     threshold = MetricThreshold(min_absolute_change=margin, greater_is_better=True)
@@ -152,6 +222,7 @@ def judge(challenger: Score, champion: Score | None, metric: str, margin: float)
         rows,
         challenger,
         champion,
+        champion.version,
     )
 
 
