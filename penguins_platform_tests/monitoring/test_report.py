@@ -204,3 +204,33 @@ def test_an_empty_batch_is_refused(training):
     batch = production_batch(training, 5, seed=10).iloc[:0]
     with pytest.raises(ReportInputError, match="no rows"):
         build_report(training, batch, drift_share=DRIFT_SHARE, html_path=None)
+
+
+def test_a_feature_the_training_data_never_had_is_not_testable_and_not_drifted(training):
+    # Evidently once crashed here: "An empty column ... in the reference dataset".
+    reference = training.assign(flipper_length_mm=float("nan"))
+    batch = production_batch(training, 40, seed=10)
+    summary = build_report(reference, batch, drift_share=DRIFT_SHARE, html_path=None)
+    assert summary.not_testable == {"flipper_length_mm": "no value in the training data"}
+    assert "flipper_length_mm" not in summary.drifted_features
+    assert math.isnan(summary.p_values["flipper_length_mm"])
+
+
+def test_a_feature_empty_on_both_sides_is_named_once_as_missing_from_production(training):
+    reference = training.assign(sex=None)
+    batch = production_batch(training, 40, seed=11)
+    batch["sex"] = None
+    summary = build_report(reference, batch, drift_share=DRIFT_SHARE, html_path=None)
+    assert summary.not_testable == {"sex": "no value in the production rows"}
+    assert summary.drifted_features == ["sex"]
+
+
+def test_without_a_reference_drift_is_not_judged_and_quality_still_is(training, tmp_path):
+    batch = production_batch(training, 30, seed=12)
+    batch["target"] = batch["prediction"]
+    html = tmp_path / "report.html"
+    summary = build_report(None, batch, drift_share=DRIFT_SHARE, html_path=html)
+    assert summary.reference_rows is None
+    assert summary.drifted_features == [] and summary.drift_share == 0.0
+    assert summary.accuracy == 1.0
+    assert "No training data was recorded for this version" in html.read_text(encoding="utf-8")
