@@ -226,6 +226,6 @@ def production_labels(rows: pd.DataFrame) -> ProductionLabels:
         table=table.reset_index(drop=True),
         digest=digest,
         versions=answered_by_versions(labeled),
-        oldest=stamps.iloc[0].to_pydatetime() if len(stamps) else None,
-        newest=stamps.iloc[-1].to_pydatetime() if len(stamps) else None,
+        oldest=stamps.iloc[0].to_pydatetime(warn=False) if len(stamps) else None,
+        newest=stamps.iloc[-1].to_pydatetime(warn=False) if len(stamps) else None,
     )
