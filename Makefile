@@ -120,7 +120,7 @@ test-fast: ruff  ## lint, types and the tests that need no server: the inner loo
 	$(call tests-while-typing,$(PYTEST) -m "$(FAST_TESTS)")
 
 test: check-system-packages ruff  ## lint, types, then the whole suite (CI runs exactly this)
-	$(call tests-while-typing,$(PYTEST))
+	$(call tests-while-typing,$(PYTEST) --durations=15)
 
 format: setup-dev
 	$(BIN)/ruff check --fix .
