@@ -288,6 +288,7 @@ def monitoring_report(
     from penguins_platform.monitoring.production import (
         NO_LABELED_DATA,
         NO_PRODUCTION_DATA,
+        accuracy_by_version,
         answered_by_versions,
         report_path,
     )
@@ -378,22 +379,6 @@ def _reference_version(mlflow: MlflowTracking, version: str) -> str:
     """The data version that trained `version`, as its registry tags say."""
     tags = mlflow.client().get_model_version(mlflow.registered_model_name, version).tags or {}
     return f"data version {tags.get('data_version', 'unknown')}"
-
-
-def accuracy_by_version(rows: "pd.DataFrame") -> dict[str, float | None]:
-    """Accuracy on each version's labeled rows; None for a version with none labeled yet."""
-    labeled = rows[rows["target"].notna()]
-    found: dict[str, float | None] = {}
-    for version in sorted(rows["model_version"].astype(str).unique(), key=_version_order):
-        own = labeled[labeled["model_version"].astype(str) == version]
-        found[version] = (
-            round(float((own["target"] == own["prediction"]).mean()), 4) if len(own) else None
-        )
-    return found
-
-
-def _version_order(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (0, version)
 
 
 def _quality_metadata(summary: "MonitoringSummary") -> dict[str, metadata.Entry]:

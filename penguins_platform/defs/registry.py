@@ -298,7 +298,7 @@ def champion(
         context.run.run_id,
         {CHAMPION_CHANGED_TAG: "true" if changed else "false", PROMOTION_TAG: kind},
     )
-    tags = promotion.version_tags(client, name, version)
+    tags = client.get_model_version(name, version).tags or {}
     return dg.MaterializeResult(
         metadata={
             "champion_version": int(version),

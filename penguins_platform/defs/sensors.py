@@ -112,7 +112,8 @@ def champion_sensor(
                 asset_selection=targets,
                 run_config={
                     "ops": {
-                        key.to_user_string(): {"config": {"version": version}} for key in targets
+                        target.to_user_string(): {"config": {"version": version}}
+                        for target in targets
                     }
                 },
                 tags={

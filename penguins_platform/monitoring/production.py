@@ -68,10 +68,25 @@ class ProductionData:
 
 
 def answered_by_versions(rows: pd.DataFrame) -> dict[str, int]:
-    """How many of `rows` each model version answered, oldest version first."""
+    """How many of `rows` each model version answered, oldest version first (a version that
+    is not a number, such as "unknown", before them)."""
     counts = rows["model_version"].astype(str).value_counts()
     order = sorted(counts.index, key=lambda v: (int(v), "") if v.isdigit() else (0, v))
     return {str(version): int(counts[version]) for version in order}
+
+
+def accuracy_by_version(rows: pd.DataFrame) -> dict[str, float | None]:
+    """Accuracy on each version's labeled rows, in the order of `answered_by_versions`; None
+    for a version with no labeled row yet."""
+    labeled = rows[rows["target"].notna()]
+    versions = labeled["model_version"].astype(str)
+    found: dict[str, float | None] = {}
+    for version in answered_by_versions(rows):
+        own = labeled[versions == version]
+        found[version] = (
+            round(float((own["target"] == own["prediction"]).mean()), 4) if len(own) else None
+        )
+    return found
 
 
 def read_production(

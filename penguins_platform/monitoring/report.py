@@ -143,9 +143,11 @@ def build_report(
             else None,
         )
     p_values = {column: math.nan for column in schema.FEATURES} | _p_values(data.dict()["metrics"])
-    drifted = [c for c in schema.FEATURES if c in absent or p_values[c] < DRIFT_P_VALUE]
-    if baseline is None:
-        drifted = []
+    drifted = (
+        [c for c in schema.FEATURES if c in absent or p_values[c] < DRIFT_P_VALUE]
+        if baseline is not None
+        else []
+    )
     quality = _quality(labeled) if labeled.rows else None
 
     if html_path is not None:
@@ -346,8 +348,9 @@ def _save_html(
     from evidently.legacy.renderers.html_widgets import group_widget, text_widget
 
     data_widgets = data.to_snapshot_model().widgets
-    notes = [f"{column}: not testable, {why}." for column, why in not_testable.items()]
-    if not has_reference:
+    if has_reference:
+        notes = [f"{column}: not testable, {why}." for column, why in not_testable.items()]
+    else:
         notes = ["No training data was recorded for this version: drift is not judged."]
     if notes:
         data_widgets = [text_widget(text=" ".join(notes)), *data_widgets]

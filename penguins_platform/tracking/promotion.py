@@ -21,12 +21,12 @@ from __future__ import annotations
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from penguins_platform.tracking.contract import (
     CHAMPION_ALIAS,
@@ -322,10 +322,6 @@ def training_data(client: MlflowClient, name: str, version: str) -> pd.DataFrame
                 return None
             raise
         return pd.read_parquet(path)
-
-
-def version_tags(client: MlflowClient, name: str, version: str) -> Mapping[str, Any]:
-    return client.get_model_version(name, version).tags or {}
 
 
 def require_promotable(client: MlflowClient, name: str, version: str) -> None:
