@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -48,6 +49,9 @@ THROTTLING_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsExcepti
                     "RequestLimitExceeded", "SlowDown"}  # fmt: skip
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Once a role that only the SageMaker calls assumed, while S3 and the compute logs went
+# without it. Kept by name so that a setting which would now do nothing fails loudly.
+RETIRED_ROLE_VARIABLE = "AWS_ROLE"
 
 
 class SageMakerConfigError(TargetConfigError):
@@ -65,9 +69,10 @@ class SageMakerTimeoutError(SageMakerDeployError):
 class SageMakerSettings(Settings):
     """A SageMaker real-time endpoint. Disabled while it has no execution role or bucket.
 
-    Credentials come from boto3's usual chain (environment, profile, instance role) and,
-    when `assume_role_arn` is set, from an STS session for that role; they never pass
-    through these settings, logs or metadata.
+    Credentials come from boto3's default chain, as for every other AWS client of the
+    platform (S3 data and asset values, compute logs): the task role on ECS, the service
+    account's role on Kubernetes (IRSA), a profile on a workstation. They never pass through
+    these settings, logs or metadata.
     """
 
     execution_role_arn: str | None = setting(
@@ -77,9 +82,6 @@ class SageMakerSettings(Settings):
         "SAGEMAKER_BUCKET", None, "S3 bucket for the model.tar.gz of each version."
     )
     region: str = setting("AWS_REGION", "us-east-1", "AWS region of the endpoint.")
-    assume_role_arn: str | None = setting(
-        "AWS_ROLE", None, "Role to assume for the deployment calls, if any."
-    )
     endpoint_name: str = setting("SAGEMAKER_ENDPOINT", "penguins", "SageMaker endpoint name.")
     instance_type: str = setting(
         "SAGEMAKER_INSTANCE_TYPE", "ml.m4.xlarge", "Endpoint instance type."
@@ -121,10 +123,13 @@ class SageMakerSettings(Settings):
                 f"execution role {self.execution_role_arn!r} is not an IAM role ARN "
                 f"(arn:aws:iam::<account>:role/<name>); set {_variable('execution_role_arn')}"
             )
-        if self.assume_role_arn and not _ROLE_ARN.match(self.assume_role_arn):
+        if os.environ.get(RETIRED_ROLE_VARIABLE):
             raise SageMakerConfigError(
-                f"role to assume {self.assume_role_arn!r} is not an IAM role ARN; fix "
-                f"{_variable('assume_role_arn')}"
+                f"{RETIRED_ROLE_VARIABLE} is no longer read: it reached the SageMaker calls "
+                f"alone. Unset it, and to work as a role put role_arn and source_profile in a "
+                "profile of ~/.aws/config and set AWS_PROFILE to it, which every AWS client "
+                "honours (on ECS and Kubernetes, the task's or service account's role needs "
+                "neither)."
             )
         if not _BUCKET.match(self.artifact_bucket or ""):
             raise SageMakerConfigError(
@@ -139,22 +144,10 @@ class SageMakerSettings(Settings):
             )
 
     def session(self) -> boto3.session.Session:
-        """A boto3 session in the target region, as the assumed role when one is set."""
+        """A boto3 session in the target region, with the default credential chain."""
         import boto3
 
-        session = boto3.session.Session(region_name=self.region)
-        if not self.assume_role_arn:
-            return session
-        sts = session.client("sts", endpoint_url=self.endpoint_url)
-        credentials = sts.assume_role(
-            RoleArn=self.assume_role_arn, RoleSessionName="penguins-platform"
-        )["Credentials"]
-        return boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self.region,
-        )
+        return boto3.session.Session(region_name=self.region)
 
 
 def _variable(field: str) -> str:
@@ -225,7 +218,7 @@ class SageMakerTarget:
         log: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> SageMakerTarget:
-        """Check the settings without calling AWS, then open a session (assuming the role)."""
+        """Check the settings without calling AWS, then open a session."""
         import boto3
 
         settings.validate_settings(boto3.session.Session().get_available_regions("sagemaker"))

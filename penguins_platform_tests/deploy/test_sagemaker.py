@@ -22,7 +22,6 @@ from penguins_platform_tests.conftest import (
     run_deployment,
 )
 from penguins_platform_tests.deploy.conftest import BUCKET, SECRET, target
-from penguins_platform_tests.deploy.sagemaker_emulator import ACCOUNT
 from penguins_platform_tests.servers import free_port
 
 
@@ -141,12 +140,6 @@ def test_throttling_is_retried(emulator, moto_server, mlflow_models):
     done = deployer(target(moto_server)).deploy("1", mlflow_models["1"])
     assert done.action == "created"
     assert emulator.calls["CreateModel"] == 3
-
-
-def test_a_role_to_assume_is_used_through_sts(emulator, moto_server, mlflow_models):
-    resource = target(moto_server, assume_role_arn=f"arn:aws:iam::{ACCOUNT}:role/deployer")
-    done = deployer(resource).deploy("1", mlflow_models["1"])
-    assert done.action == "created"
 
 
 def test_without_the_image_in_ecr_the_error_says_how_to_push_it(
