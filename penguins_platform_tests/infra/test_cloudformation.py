@@ -8,6 +8,8 @@ the stacks agree on the names they pass to one another.
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,12 +132,49 @@ class Finding:
         return f"{self.where}: {self.problem}"
 
 
+def sub_texts(value: Any) -> Iterator[str]:
+    """Each text an `Fn::Sub` can produce from its own variables (each side of an `Fn::If`
+    among them); parameters, pseudo parameters, attributes and imports stay `${...}`."""
+    body = value["Fn::Sub"] if isinstance(value, dict) else value
+    text, variables = (body, {}) if isinstance(body, str) else body
+    choices = [
+        [(name, choice) for branch in branches(item) for choice in sub_choices(branch, name)]
+        for name, item in variables.items()
+    ]
+    for chosen in itertools.product(*choices):
+        rendered = text
+        for name, choice in chosen:
+            rendered = rendered.replace(f"${{{name}}}", choice)
+        yield rendered
+
+
+def sub_choices(value: Any, name: str) -> Iterator[str]:
+    """A variable's texts, or its placeholder where it is no text (an import, an attribute)."""
+    if isinstance(value, str) or (isinstance(value, dict) and "Fn::Sub" in value):
+        yield from sub_texts(value)
+    else:
+        yield f"${{{name}}}"
+
+
+def json_documents(value: Any) -> Iterator[dict[str, Any]]:
+    """A policy written as JSON text in an `Fn::Sub` (needed where a condition key holds a
+    parameter), parsed once for each text it can produce."""
+    for text in sub_texts(value):
+        if '"Statement"' in text:
+            yield json.loads(text)
+
+
 def policy_documents(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every policy document under `value`: any mapping that holds a `Statement`, wherever a
-    resource keeps it (role and user policies, trust policies, bucket and key policies)."""
+    resource keeps it (role and user policies, trust policies, bucket and key policies), as
+    YAML or as JSON text."""
     if isinstance(value, dict):
         if "Statement" in value:
             yield where, value
+            return
+        if "Fn::Sub" in value:
+            for index, document in enumerate(json_documents(value)):
+                yield f"{where}<{index}>", document
             return
         for key, item in value.items():
             yield from policy_documents(item, f"{where}.{key}")
@@ -284,6 +323,37 @@ def test_policy_walker_reports_each_broad_grant() -> None:
 
 def test_policy_walker_accepts_scoped_grants_and_deny_statements() -> None:
     assert policy_findings(parse(CAREFUL_ROLE)) == []
+
+
+JSON_TEXT_TRUST = """
+Conditions:
+  Open: !Equals [a, b]
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: !Sub
+        - >-
+          {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+          "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}${More}]}
+        - More: !If
+            - Open
+            - ', {"Sid": "Anyone", "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}'
+            - ""
+"""
+
+
+def test_policy_walker_reads_each_text_a_json_policy_can_take() -> None:
+    """A trust policy written as JSON text (platform-access.yaml's, for IRSA) is judged too,
+    with each side of its conditions."""
+    template = parse(JSON_TEXT_TRUST)
+    documents = list(policy_documents(template["Resources"], "t"))
+    findings = [str(finding) for finding in policy_findings(template)]
+
+    assert [len(document["Statement"]) for _, document in documents] == [2, 1]
+    assert findings == [
+        'template:Role.AssumeRolePolicyDocument<0>[Anyone]: Principal "*" without a condition'
+    ]
 
 
 def test_loader_reads_the_short_tags_as_their_long_form() -> None:

@@ -383,13 +383,22 @@ def test_run_monitoring_uses_only_settings_dagster_knows(values: dict) -> None:
 
 
 def test_run_pods_get_the_code_locations_settings(overrides: dict) -> None:
-    """includeConfigInLaunchedRuns is off, so the launcher repeats what runs need; it must agree."""
+    """includeConfigInLaunchedRuns is off, so the launcher repeats what runs need; it must agree.
+
+    Runs need all of it (a deployment run calls SageMaker, every step reads S3) but the
+    schedules switch, which only the code location's own schedules read.
+    """
+    from penguins_platform.settings import AutomationSettings, variable
+
     (deployment,) = overrides["dagster-user-deployments"]["deployments"]
     launcher = overrides["runLauncher"]["config"]["k8sRunLauncher"]
-    run_env = dict(variable.split("=", 1) for variable in launcher["envVars"])
+    run_env = dict(item.split("=", 1) for item in launcher["envVars"])
     for name, value in run_env.items():
         assert deployment["env"].get(name) == value, (
             f"run pods get {name}={value!r}, the code location {deployment['env'].get(name)!r}"
         )
+    assert deployment["env"].keys() - run_env.keys() == {
+        variable(AutomationSettings, "schedules")
+    }, "run pods lack settings of the code location"
     assert run_env["PENGUINS_EXECUTOR"] == "k8s"
     assert launcher["envSecrets"] == deployment["envSecrets"]
