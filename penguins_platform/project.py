@@ -41,5 +41,9 @@ def prepare_dagster_home() -> Path:
 
 
 def prepare_jax_cache() -> None:
-    """Reuse compiled XLA programs across runs: repeat fits skip compilation."""
+    """Reuse compiled XLA programs across runs: repeat fits skip compilation. And choose
+    Keras's JAX backend for the whole process: a step that runs in a process of its own (an
+    ECS task, a pod) unpickles the trained model before any of our code imports Keras, and
+    Keras's default backend, TensorFlow, is not installed."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(DEFAULT_JAX_CACHE))
+    os.environ.setdefault("KERAS_BACKEND", "jax")

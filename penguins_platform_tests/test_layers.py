@@ -51,7 +51,10 @@ ALLOWED: dict[str, set[str]] = {
         "runtime",
     },
     "runner": {"definitions", "defs"},
+    # The production deployment started on this machine from infra/ (`make rehearse`).
+    "rehearsal": {"serving", "ml", "project"},
     "cli": {
+        "rehearsal",
         "runner",
         "definitions",
         "defs",

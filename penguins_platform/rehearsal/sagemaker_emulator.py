@@ -1,6 +1,6 @@
-"""What moto lacks for SageMaker deployments, patched into its backend for a test.
+"""What moto lacks for SageMaker deployments, patched into its backend.
 
-moto (run in server mode by the `moto_server` fixture, in this process) has no UpdateEndpoint
+moto (run in server mode in this process: the rehearsal's, or a test's) has no UpdateEndpoint
 and appends tags instead of replacing them. Its sagemaker-runtime answers canned bodies; here
 it answers like the MLflow serving container would, by loading the numpy model from the
 `model.tar.gz` that the endpoint's model points at in (moto's) S3. Faults are switches.
@@ -15,9 +15,8 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import pytest
 from moto.core.exceptions import JsonRESTError
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
@@ -25,6 +24,12 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 ACCOUNT = "123456789012"
+
+
+class Patcher(Protocol):
+    """What patches moto: pytest's `monkeypatch`, or the rehearsal's `Patches`."""
+
+    def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None: ...
 
 
 @dataclass
@@ -76,7 +81,7 @@ def _predict(endpoint_name: str, body: bytes, region: str) -> str:
     return json.dumps({"predictions": predictions})
 
 
-def install(monkeypatch: pytest.MonkeyPatch, emulator: SageMakerEmulator) -> None:
+def install(monkeypatch: Patcher, emulator: SageMakerEmulator) -> None:
     def update_endpoint(self: SageMakerModelBackend, endpoint_name: str, config_name: str) -> Any:
         if emulator.failing_update:
             raise JsonRESTError("ValidationException", emulator.failing_update)
