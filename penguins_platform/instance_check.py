@@ -60,26 +60,34 @@ def check_instance(home: Path, environ: Mapping[str, str] | None = None) -> str:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise InstanceConfigError(f"{path} is not valid YAML: {error}") from None
-    missing = [ref for ref in env_references(config) if not environ.get(ref.variable)]
-    if missing:
-        where = "; ".join(f"{ref.variable} (at {ref.path})" for ref in missing)
-        raise InstanceConfigError(
-            f"{path.name} reads environment variables that are not set: {where}"
-        )
-    launcher = (config.get("run_launcher") or {}).get("config") or {}
-    copied = [name for name in launcher.get("env_vars") or [] if "=" not in name]
-    unset = [name for name in copied if name not in environ]
-    if unset:
-        raise InstanceConfigError(
-            f"run_launcher.config.env_vars copies variables into every run that are not set "
-            f"here: {', '.join(unset)}"
-        )
+    check_variables(config, environ, path.name)
     parts = [_check_storage(config.get("storage"))]
     for section in CLASS_SECTIONS:
         if section in config:
             parts.append(_check_class_section(section, config[section]))
     _check_with_dagster(home)
     return f"instance {home}: {', '.join(parts)}: OK"
+
+
+def check_variables(config: Mapping[str, Any], environ: Mapping[str, str], name: str) -> None:
+    """Every variable the config reads is set, and so is every one its run launcher copies
+    into runs (a run task loads the same file with only those)."""
+    missing = [ref for ref in env_references(config) if not environ.get(ref.variable)]
+    if missing:
+        where = "; ".join(f"{ref.variable} (at {ref.path})" for ref in missing)
+        raise InstanceConfigError(f"{name} reads environment variables that are not set: {where}")
+    unset = [variable for variable in copied_to_runs(config) if variable not in environ]
+    if unset:
+        raise InstanceConfigError(
+            f"run_launcher.config.env_vars copies variables into every run that are not set "
+            f"here: {', '.join(unset)}"
+        )
+
+
+def copied_to_runs(config: Mapping[str, Any]) -> list[str]:
+    """The variables the run launcher copies from its own environment into every run."""
+    launcher = (config.get("run_launcher") or {}).get("config") or {}
+    return [name for name in launcher.get("env_vars") or [] if "=" not in name]
 
 
 def _processed(section: str, schema: object, value: Mapping[str, object]) -> Mapping[str, Any]:

@@ -661,13 +661,18 @@ def test_dagster_containers_carry_the_variables_the_instance_and_the_code_read(
         item.split("=", 1)[0] for item in instance["run_launcher"]["config"].get("env_vars", [])
     }
     needs = {
-        "webserver": INSTANCE_VARIABLES | variables_read(instance) | variables_read(workspace),
+        # check-instance refuses to start a service without what env_vars copies into runs.
+        "webserver": INSTANCE_VARIABLES
+        | variables_read(instance)
+        | variables_read(workspace)
+        | PLATFORM_VARIABLES
+        | copied_to_runs,
         "daemon": INSTANCE_VARIABLES
         | variables_read(instance)
         | variables_read(workspace)
         | PLATFORM_VARIABLES
         | copied_to_runs,
-        "code": INSTANCE_VARIABLES | variables_read(instance) | PLATFORM_VARIABLES,
+        "code": INSTANCE_VARIABLES | variables_read(instance) | PLATFORM_VARIABLES | copied_to_runs,
     }
     found = containers(templates["dagster.yaml"])
 
@@ -677,7 +682,7 @@ def test_dagster_containers_carry_the_variables_the_instance_and_the_code_read(
         missing = needs[name] - environment.keys() - secrets
         assert not missing, f"the {name} container lacks {sorted(missing)}"
         assert not SECRET_VARIABLES & environment.keys(), f"{name} has a secret in clear"
-    for name in ("daemon", "code"):
+    for name in found:
         environment, _ = container_variables(found[name])
         assert environment["PENGUINS_EXECUTOR"] == "ecs"
         assert environment["PENGUINS_SCHEDULES"] == "on"
