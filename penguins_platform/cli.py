@@ -150,6 +150,24 @@ def parser() -> argparse.ArgumentParser:
         description="Check the instance config, its variables and its database; one line out.",
     )
     check.add_argument("--home", type=Path, default=None, help="default: $DAGSTER_HOME")
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="start the ECS deployment on this machine from infra/ and run one cycle",
+        description="Build infra/cloudformation's stacks against moto and a real PostgreSQL, "
+        "start the webserver, daemon and code location from their task definitions, and run "
+        "one cycle: training through the webserver's API, the sensor's SageMaker deployment, "
+        "traffic and monitoring, with every run and step as an ECS task.",
+    )
+    rehearse.add_argument(
+        "--folder", type=Path, default=PROJECT_ROOT / ".rehearsal",
+        help="where the tasks' files and logs go (emptied first)",
+    )  # fmt: skip
+    rehearse.add_argument("--epochs", type=at_least_one, default=None)
+    rehearse.add_argument("--folds", type=at_least_one, default=None)
+    rehearse.add_argument(
+        "--keep-running", action="store_true",
+        help="after the cycle, keep everything up (the UI too) until Ctrl-C",
+    )  # fmt: skip
     return root
 
 
@@ -275,15 +293,20 @@ def serve(args: argparse.Namespace) -> int:
 
     from penguins_platform.defs import event_log
     from penguins_platform.defs.deployment import DeploymentConfig
+    from penguins_platform.defs.resources import target_status
 
+    endpoint = local_endpoint()
+    status = target_status(endpoint)
+    if not status.enabled:  # the run would skip it and succeed, having served nothing
+        print(f"The local endpoint is off here: {status.reason}.", file=sys.stderr)
+        return 1
     config = DeploymentConfig(**({"version": args.version} if args.version else {}))
     run_config = dg.RunConfig(ops={"local_endpoint": config})
     result = run_job("local_endpoint_job", run_config, "Deployment", **run_options(args))
     if result is None:
         return 1
     deployed = event_log.materialized_metadata(result, dg.AssetKey("local_endpoint"))
-    assert deployed is not None, "a run that succeeded deployed to the always-enabled target"
-    endpoint = local_endpoint()
+    assert deployed is not None, "a run that succeeded deployed to the enabled target"
     print(
         f"Serving penguins version {deployed['serving_version']} at {endpoint.url} "
         f"(log {endpoint.paths.log_file}); `make sample` to try it, `make stop` to stop it."
@@ -526,6 +549,53 @@ def check_instance(args: argparse.Namespace) -> int:
     return 0
 
 
+def rehearse(args: argparse.Namespace) -> int:
+    """Exit 0 when the rehearsed deployment did one whole cycle; 1 naming what failed."""
+    import shutil
+    import signal
+    import time
+
+    from penguins_platform.defs.jobs import training_run_config
+    from penguins_platform.rehearsal.cycle import run_cycle
+    from penguins_platform.rehearsal.ecs import RehearsalError
+    from penguins_platform.rehearsal.template import TemplateError
+    from penguins_platform.rehearsal.topology import Rehearsal
+
+    def stop(signum: int, frame: object) -> None:
+        # The tasks run in sessions of their own: leave through the context managers, which
+        # stop every one of them, the database and moto.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    shutil.rmtree(args.folder, ignore_errors=True)
+    training = training_run_config(epochs=args.epochs, folds=args.folds).to_config_dict()
+    print("Starting the stacks of infra/cloudformation on this machine (moto, PostgreSQL) …")
+    try:
+        with Rehearsal(args.folder) as rehearsal:
+            assert rehearsal.timings is not None
+            print(
+                f"Webserver answering at {rehearsal.webserver_url} after "
+                f"{rehearsal.timings.webserver_seconds:.1f} s (tasks' logs in {args.folder}/tasks)"
+            )
+            cycle = run_cycle(rehearsal, training)
+            print(
+                f"Rehearsal passed: one cycle, {cycle.step_tasks} step tasks. "
+                f"Webserver up in {rehearsal.timings.webserver_seconds:.1f} s; then"
+            )
+            print("\n".join(cycle.lines()))
+            if args.keep_running:
+                print(f"Still running: the UI at {rehearsal.webserver_url}; Ctrl-C stops it.")
+                while True:
+                    time.sleep(3600)
+    except KeyboardInterrupt:
+        print("Rehearsal stopped; every task, the database and moto with it.")
+        return 130
+    except (RehearsalError, TemplateError) as error:
+        print(f"Rehearsal failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(argv)
@@ -558,5 +628,6 @@ def run_command(argv: Sequence[str] | None = None) -> int:
         "mlflow-ui": mlflow_ui,
         "settings": settings,
         "check-instance": check_instance,
+        "rehearse": rehearse,
     }
     return commands[args.command](args)

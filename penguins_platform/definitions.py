@@ -54,6 +54,7 @@ from penguins_platform.defs.training import (
 )
 from penguins_platform.deploy.azure import AzureSettings
 from penguins_platform.deploy.sagemaker import SageMakerSettings
+from penguins_platform.deploy.selection import TargetSettings
 from penguins_platform.monitoring.settings import MonitoringSettings
 from penguins_platform.project import prepare_jax_cache
 from penguins_platform.runtime import freeze_what_is_loaded, tune_garbage_collector
@@ -120,6 +121,7 @@ defs = dg.Definitions(
 SETTINGS = (
     MlflowStore,
     LocalEndpointSettings,
+    TargetSettings,
     SageMakerSettings,
     AzureSettings,
     MonitoringSettings,

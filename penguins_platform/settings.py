@@ -2,8 +2,9 @@
 
 A setting is a field of a settings class, declared with `setting(VARIABLE, default,
 description)`. One settings class per concern: where MLflow is (`tracking/store.py`), the
-local endpoint (`serving/settings.py`), SageMaker and Azure (`deploy/`), monitoring
-(`monitoring/settings.py`), and below, what starts runs by itself and how steps execute.
+local endpoint (`serving/settings.py`), which targets a deployment uses, SageMaker and Azure
+(`deploy/`), monitoring (`monitoring/settings.py`), and below, what starts runs by itself
+and how steps execute.
 From that one declaration:
 
 - a Dagster resource that mixes in a settings class takes each variable that is set as an
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
 from penguins_platform import defaults
 from penguins_platform.project import PROJECT_ROOT
@@ -57,7 +58,10 @@ class EnvironmentSettings(BaseSettings):
         if environ is None:
             return cls()
         names = variables(cls).values()
-        return cls.model_validate({name: environ[name] for name in names if environ.get(name)})
+        values = {name: environ[name] for name in names if environ.get(name)}
+        # `environ` as the only source: `model_validate` runs BaseSettings' __init__, which
+        # would read the process's environment under it.
+        return cls(_build_sources=((InitSettingsSource(cls, values),), values))
 
 
 def variables(model: type[BaseModel]) -> dict[str, str]:
@@ -74,6 +78,10 @@ def variable(model: type[BaseModel], field: str) -> str:
     return variables(model)[field]
 
 
+# How every enable hint starts; what follows it says what to set.
+UNCONFIGURED = "Disabled until configured: "
+
+
 def enable_hint(model: type[BaseModel], required: tuple[str, ...], note: str = "") -> str:
     """How to turn on a target that is off until `required` fields are set, naming every
     variable of `model`: the required ones, then the optional ones."""
@@ -81,7 +89,7 @@ def enable_hint(model: type[BaseModel], required: tuple[str, ...], note: str = "
     needed = [names[field] for field in required]
     optional = [name for field, name in names.items() if field not in required]
     listed = f"{', '.join(needed[:-1])} and {needed[-1]}" if len(needed) > 1 else needed[0]
-    text = f"Disabled until configured: set {listed}"
+    text = f"{UNCONFIGURED}set {listed}"
     text += f" (optionally {', '.join(optional)})" if optional else ""
     return f"{text}{'; ' + note if note else ''}."
 

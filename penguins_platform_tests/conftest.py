@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pytest
 
+# Before the definitions load: the suite runs as on a machine of its own (see the module).
+import penguins_platform_tests.own_machine  # noqa: F401
+
 # Before anything imports keras: the platform's backend, even for a bare `import keras`.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

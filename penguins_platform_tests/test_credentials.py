@@ -13,7 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.resources import (
+    AzureMLEndpoint,
+    LocalEndpoint,
+    MlflowTracking,
+    SageMakerEndpoint,
+)
 from penguins_platform.defs.sensors import champion_sensor
 from penguins_platform.project import DEFAULT_MLFLOW_DIR
 from penguins_platform.tracking.store import MlflowUnreachableError
@@ -140,6 +145,7 @@ def test_the_sensor_skip_reason_masks_the_password(instance):
         instance=instance,
         resources={
             "mlflow": tracking,
+            "local": LocalEndpoint(),
             "sagemaker": SageMakerEndpoint(),
             "azure": AzureMLEndpoint(),
         },

@@ -191,6 +191,24 @@ def test_make_serve_on_a_taken_port_says_so_in_one_message(user, make):
     assert "Traceback" not in served.stdout + served.stderr
 
 
+def test_serve_where_penguins_targets_leaves_local_out_says_so_and_starts_nothing(
+    tmp_path, penguins_cli
+):
+    env = {
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PENGUINS_ENDPOINT_STATE_DIR": str(tmp_path / "serving"),
+        "PENGUINS_TARGETS": "sagemaker",
+    }
+    done = penguins_cli("serve", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "The local endpoint is off here: PENGUINS_TARGETS=sagemaker leaves local out; add it to "
+        "enable it."
+    )
+    assert not (tmp_path / "serving" / "endpoint.pid").exists()
+
+
 def test_a_failing_train_ends_with_a_short_summary_and_nothing_else(tmp_path, penguins_cli):
     dead = f"http://127.0.0.1:{free_port()}"
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": dead}

@@ -153,12 +153,13 @@ def test_a_worse_challenger_is_registered_and_tagged_but_not_promoted(gated):
 
 
 def test_the_sensor_deploys_the_champion_and_not_the_newer_challenger(gated):
-    from penguins_platform.defs.resources import AzureMLEndpoint, SageMakerEndpoint
+    from penguins_platform.defs.resources import AzureMLEndpoint, LocalEndpoint, SageMakerEndpoint
 
     context = dg.build_sensor_context(
         instance=gated.instance,
         resources={
             "mlflow": gated.tracking,
+            "local": LocalEndpoint(),
             "sagemaker": SageMakerEndpoint(),
             "azure": AzureMLEndpoint(),
         },
@@ -190,10 +191,10 @@ def test_a_promotion_by_hand_must_say_who_and_why_and_name_a_version(gated):
 
 
 def test_a_manual_promotion_then_a_rollback_are_recorded_and_each_deploys(gated):
-    from penguins_platform.defs.resources import AzureMLEndpoint, SageMakerEndpoint
+    from penguins_platform.defs.resources import AzureMLEndpoint, LocalEndpoint, SageMakerEndpoint
 
-    resources = {"mlflow": gated.tracking, "sagemaker": SageMakerEndpoint(),
-                 "azure": AzureMLEndpoint()}  # fmt: skip
+    resources = {"mlflow": gated.tracking, "local": LocalEndpoint(),
+                 "sagemaker": SageMakerEndpoint(), "azure": AzureMLEndpoint()}  # fmt: skip
 
     def deployment_request():
         context = dg.build_sensor_context(instance=gated.instance, resources=resources)

@@ -125,6 +125,12 @@ def test_settings_read_at_load_come_from_their_variables_only(monkeypatch):
     assert ExecutionSettings().executor == "in_process", "an empty variable is unset"
 
 
+def test_settings_from_a_given_environment_read_that_environment_only(monkeypatch):
+    monkeypatch.setenv("PENGUINS_EXECUTOR", "ecs")
+    assert ExecutionSettings.from_environ({}).executor == "in_process"
+    assert ExecutionSettings.from_environ({"PENGUINS_EXECUTOR": "k8s"}).executor == "k8s"
+
+
 def test_a_wrong_value_read_at_load_names_its_variable(monkeypatch):
     import pydantic
 

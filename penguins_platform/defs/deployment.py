@@ -6,8 +6,10 @@ it with rows of the data, evaluate three blocking checks, then promote it, or ro
 that what served before serves again. `local_endpoint`, `sagemaker_endpoint` and
 `azure_endpoint` are three calls of the factory; a fourth target is one more.
 
-A target that is not configured is skipped, not failed: the asset is not materialized, the
-run log and the asset's description say how to enable it, and the run succeeds.
+A target that a deployment does not use (`PENGUINS_TARGETS` leaves it out, a cloud target is
+not configured, the local endpoint runs inside an ECS task or a pod) is skipped, not failed:
+the asset is not materialized, the run log says how to enable it, and the run succeeds. A
+target that `PENGUINS_TARGETS` names but that is not configured fails, naming what to set.
 """
 
 import tempfile
@@ -26,6 +28,7 @@ from penguins_platform.defs.resources import (
     MlflowTracking,
     SageMakerEndpoint,
     TargetResource,
+    target_status,
 )
 from penguins_platform.deploy.target import DeployError, DeploymentTarget, Fact, Link, LocalFile
 from penguins_platform.ml import schema
@@ -192,8 +195,11 @@ def deploy_version(
     promote, or roll back."""
     from penguins_platform.deploy.smoke import smoke_test
 
-    if not resource.enabled:
-        context.log.warning(f"{asset.to_user_string()} skipped: {resource.enable_hint}")
+    status = target_status(resource)
+    if status.unmet:
+        raise dg.Failure(f"{asset.to_user_string()} cannot deploy: {status.reason}")
+    if not status.enabled:
+        context.log.warning(f"{asset.to_user_string()} skipped: {status.reason}")
         return
     target: DeploymentTarget = resource.target(mlflow.registered_model_name, context.log)
     version = mlflow.resolve_version(config.alias, config.version)
@@ -341,7 +347,8 @@ local_endpoint = deployment_asset(
         "server is a service, not a step: it outlives the run. A new version is loaded beside "
         "the old one and swapped in only after it passes the server's own check, so no request "
         "fails during a redeploy. If a deployment check fails, the previous version is swapped "
-        "back."
+        "back. Never started inside an ECS task or a Kubernetes pod, where the server would die "
+        "with the task."
     ),
 )
 
@@ -369,3 +376,10 @@ azure_endpoint = deployment_asset(
         "which the previous deployment is deleted. " + AzureMLEndpoint.enable_hint
     ),
 )
+
+# Each deployment asset by its target's name in `PENGUINS_TARGETS`.
+DEPLOYMENT_ASSETS = {
+    "local": local_endpoint.key,
+    "sagemaker": sagemaker_endpoint.key,
+    "azure": azure_endpoint.key,
+}

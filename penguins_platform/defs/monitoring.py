@@ -1,8 +1,8 @@
 """Monitoring stage: what production saw, its ground truth, and how both compare with training.
 
-`production_data` reads the newest rows each deployment target captured (the local endpoint's
-capture store, SageMaker's data capture in S3) through the targets themselves, so the lineage
-runs on from the endpoints: data → model → endpoint → production health.
+`production_data` reads the newest rows each enabled deployment target captured (the local
+endpoint's capture store, SageMaker's data capture in S3) through the targets themselves, so
+the lineage runs on from the endpoints: data → model → endpoint → production health.
 `ground_truth_labels` labels the rows that have no label yet and writes the labels back to
 where the rows live, so labeling twice changes nothing. `monitoring_report` is an Evidently
 report against the training data, whose numbers become the checks that close the loop: a
@@ -23,15 +23,17 @@ from pydantic import Field
 
 from penguins_platform import defaults
 from penguins_platform.defs import metadata
-from penguins_platform.defs.deployment import local_endpoint
+from penguins_platform.defs.deployment import DEPLOYMENT_ASSETS
 from penguins_platform.defs.resources import (
     LocalEndpoint,
     MlflowTracking,
     Monitoring,
     SageMakerEndpoint,
     capture_sources,
+    target_status,
 )
 from penguins_platform.defs.schedules import AUTOMATION
+from penguins_platform.deploy.selection import never_skipped
 from penguins_platform.settings import AutomationSettings, variable
 
 if TYPE_CHECKING:
@@ -119,10 +121,10 @@ def _bullets(lines: list[str]) -> str:
 
 @dg.asset(
     group_name=GROUP,
-    # The local endpoint only: a cloud target that is not configured is skipped, and Dagster
-    # skips whatever depends on a skipped asset in the same run. SageMaker's capture is still
-    # read whenever that target is enabled.
-    deps=[local_endpoint],
+    # Only the targets that are never skipped here (PENGUINS_TARGETS's, or the local endpoint by
+    # default): Dagster skips whatever depends on a skipped asset in the same run, and
+    # Materialize all would then skip monitoring. Every enabled target's capture is read.
+    deps=[DEPLOYMENT_ASSETS[name] for name in never_skipped()],
     kinds={"pandas", "sqlite"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -174,7 +176,11 @@ def production_data(
         )
     if rows.empty:
         context.log.warning(NO_PRODUCTION_DATA)
-    counters = local.target(model_name, context.log).capture_counters()
+    counters = (
+        local.target(model_name, context.log).capture_counters()
+        if target_status(local).enabled
+        else None
+    )
     health = checks.capture_health(production, counters, config.recent_hours, now)
     # An Output, not a MaterializeResult: Dagster compares a MaterializeResult's value with
     # a sentinel, which a DataFrame answers element by element.
@@ -304,12 +310,18 @@ def monitoring_report(
         )
         return
     answered = answered_by_versions(rows)
-    serving = local.target(mlflow.registered_model_name, context.log).served_version()
+    local_status = target_status(local)
+    serving = (
+        local.target(mlflow.registered_model_name, context.log).served_version()
+        if local_status.enabled
+        else None
+    )
     judged = serving if serving in answered else str(rows["model_version"].iloc[-1])
     if serving is None:
+        why = "does not answer" if local_status.enabled else f"is off ({local_status.reason})"
         context.log.info(
-            f"the local endpoint does not answer; judging version {judged}, which answered "
-            "the newest captured row"
+            f"the local endpoint {why}; judging version {judged}, which answered the newest "
+            "captured row"
         )
     elif serving != judged:
         context.log.warning(

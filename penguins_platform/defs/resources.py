@@ -5,6 +5,8 @@ Each resource mixes in the plain settings class of what it configures (`MlflowSt
 setting is declared once, with its default, its description and the environment variable that
 sets it, and the UI's resource page shows them all. The resources add only what Dagster needs:
 a reachability probe when a run starts, and the deployer that a target's settings build.
+Whether a deployment uses a target is `target_status`'s to say: `PENGUINS_TARGETS` (or its
+default where the process runs) and whether the target is configured.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 import dagster as dg
 from pydantic import BaseModel, Field, PrivateAttr
 
-from penguins_platform.deploy import azure, sagemaker
+from penguins_platform.deploy import azure, sagemaker, selection
 from penguins_platform.deploy.local import LocalTarget
 from penguins_platform.monitoring.settings import MonitoringSettings
 from penguins_platform.serving.settings import LocalEndpointSettings
@@ -180,8 +182,11 @@ class AssetStorage(dg.ConfigurableIOManagerFactory, Settings):
 
 
 class TargetResource(Protocol):
-    """A deployment target as configured: whether it is on, how to turn it on, its deployer."""
+    """A deployment target as configured: its name in `PENGUINS_TARGETS`, whether it is
+    configured (`enabled`: it has every setting it needs) and how to configure it, its
+    deployer. Whether a deployment uses it is `target_status`."""
 
+    target_name: ClassVar[selection.TargetName]
     enable_hint: ClassVar[str]
 
     @property
@@ -191,12 +196,15 @@ class TargetResource(Protocol):
 
 
 class LocalEndpoint(dg.ConfigurableResource, LocalEndpointSettings):
-    """The local HTTP endpoint, a long-lived process on this machine. Always enabled.
+    """The local HTTP endpoint, a long-lived process on this machine. It needs no
+    configuration; `PENGUINS_TARGETS` leaves it out, and so does running inside an ECS task or
+    a Kubernetes pod, where the server would die with the task.
 
     Binds loopback by default. Its pid, log, admin token and models live in `state_dir`, so
     `make stop` and later deployments find it.
     """
 
+    target_name: ClassVar[selection.TargetName] = "local"
     enable_hint: ClassVar[str] = ""
 
     @property
@@ -210,6 +218,7 @@ class LocalEndpoint(dg.ConfigurableResource, LocalEndpointSettings):
 class SageMakerEndpoint(dg.ConfigurableResource, sagemaker.SageMakerSettings):
     """A SageMaker real-time endpoint; disabled while it has no execution role or bucket."""
 
+    target_name: ClassVar[selection.TargetName] = "sagemaker"
     enable_hint: ClassVar[str] = sagemaker.ENABLE_HINT
 
     def target(
@@ -223,6 +232,7 @@ class SageMakerEndpoint(dg.ConfigurableResource, sagemaker.SageMakerSettings):
 class AzureMLEndpoint(dg.ConfigurableResource, azure.AzureSettings):
     """An Azure ML managed online endpoint; disabled while the workspace is not named."""
 
+    target_name: ClassVar[selection.TargetName] = "azure"
     enable_hint: ClassVar[str] = azure.ENABLE_HINT
 
     def registrar(self) -> azure.ModelRegistrar:
@@ -289,12 +299,20 @@ class Monitoring(dg.ConfigurableResource, MonitoringSettings):
     assets."""
 
 
+def target_status(resource: TargetResource) -> selection.TargetStatus:
+    """Whether a deployment uses `resource`'s target here, and if not, why and what turns it
+    on: `PENGUINS_TARGETS` (or its default where this process runs) and its configuration."""
+    return selection.target_status(resource.target_name, resource.enabled, resource.enable_hint)
+
+
 def capture_sources(
     model_name: str, local: LocalEndpoint, sagemaker: SageMakerEndpoint, log: logging.Logger
 ) -> dict[str, CaptureSource]:
     """Every enabled target's captured traffic, by target name."""
-    targets: dict[str, DeploymentTarget] = {"local": local.target(model_name, log)}
-    if sagemaker.enabled:
-        targets["sagemaker"] = sagemaker.target(model_name, log)
+    targets: dict[str, DeploymentTarget] = {
+        resource.target_name: resource.target(model_name, log)
+        for resource in (local, sagemaker)
+        if target_status(resource).enabled
+    }
     sources = {name: target.capture_source() for name, target in targets.items()}
     return {name: source for name, source in sources.items() if source is not None}

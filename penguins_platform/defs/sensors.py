@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from penguins_platform import defaults
-from penguins_platform.defs.deployment import azure_endpoint, local_endpoint, sagemaker_endpoint
+from penguins_platform.defs.deployment import DEPLOYMENT_ASSETS
 from penguins_platform.defs.jobs import (
     MONITORING_RUN_TAG,
     RETRAINING_REASON_TAG,
@@ -20,8 +20,15 @@ from penguins_platform.defs.jobs import (
     training_job,
 )
 from penguins_platform.defs.registry import PROMOTION_TAG
-from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.resources import (
+    AzureMLEndpoint,
+    LocalEndpoint,
+    MlflowTracking,
+    SageMakerEndpoint,
+    target_status,
+)
 from penguins_platform.defs.schedules import AUTOMATION
+from penguins_platform.deploy.selection import TargetStatus, describe_selection
 from penguins_platform.settings import AutomationSettings, variable
 from penguins_platform.tracking import credentials
 from penguins_platform.tracking.contract import PROMOTION_KIND_TAG
@@ -50,14 +57,17 @@ class DeploymentCursor:
         return json.dumps(asdict(self))
 
 
-def enabled_targets(sagemaker: SageMakerEndpoint, azure: AzureMLEndpoint) -> list[dg.AssetKey]:
-    """The local endpoint always; a cloud target only once it is configured."""
-    targets = [local_endpoint.key]
-    if sagemaker.enabled:
-        targets.append(sagemaker_endpoint.key)
-    if azure.enabled:
-        targets.append(azure_endpoint.key)
-    return targets
+def not_deployable(statuses: list[TargetStatus]) -> str | None:
+    """Why nothing should be deployed now, or None: a target that `PENGUINS_TARGETS` names
+    cannot deploy (a run would fail on it), or no target is enabled (a run would do nothing).
+    The sensor then skips and keeps its cursor, so the champion deploys once that is fixed."""
+    unmet = [status.reason for status in statuses if status.unmet]
+    if unmet:
+        return "; ".join(unmet)
+    if not any(status.enabled for status in statuses):
+        reasons = "; ".join(f"{status.name}: {status.reason}" for status in statuses)
+        return f"no deployment target is enabled ({reasons})"
+    return None
 
 
 @dg.sensor(
@@ -66,14 +76,15 @@ def enabled_targets(sagemaker: SageMakerEndpoint, azure: AzureMLEndpoint) -> lis
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Follows the registry's champion alias and deploys each new champion to every enabled "
-        "target. A challenger that did not beat the champion is never deployed. The run key is "
-        "the version and its promotion, so a promotion is deployed once, and a rollback (a new "
-        "promotion of an older version) is deployed again."
+        f"target ({describe_selection()}). A challenger that did not beat the champion is never "
+        "deployed. The run key is the version and its promotion, so a promotion is deployed "
+        "once, and a rollback (a new promotion of an older version) is deployed again."
     ),
 )
 def champion_sensor(
     context: dg.SensorEvaluationContext,
     mlflow: MlflowTracking,
+    local: LocalEndpoint,
     sagemaker: SageMakerEndpoint,
     azure: AzureMLEndpoint,
 ) -> dg.SensorResult | dg.SkipReason:
@@ -99,10 +110,18 @@ def champion_sensor(
             f"the champion, version {current.version} of {name!r}, is already deployed ({key})"
         )
     version = str(current.version)
+    statuses = [target_status(resource) for resource in (local, sagemaker, azure)]
+    blocked = not_deployable(statuses)
+    if blocked is not None:
+        return dg.SkipReason(
+            f"the champion, version {version} of {name!r}, is not deployed: {blocked}; "
+            f"last deployed: {last}"
+        )
     tags = current.tags or {}
-    targets = enabled_targets(sagemaker, azure)
+    targets = [DEPLOYMENT_ASSETS[status.name] for status in statuses if status.enabled]
     context.log.info(
-        f"deploying champion version {version} of {name!r} "
+        f"deploying champion version {version} of {name!r} to "
+        f"{', '.join(target.to_user_string() for target in targets)} "
         f"({tags.get(PROMOTION_KIND_TAG, 'promotion not recorded')}; was {last})"
     )
     return dg.SensorResult(

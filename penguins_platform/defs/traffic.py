@@ -11,8 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from penguins_platform import defaults
-from penguins_platform.defs.resources import LocalEndpoint, MlflowTracking, SageMakerEndpoint
-from penguins_platform.deploy.target import DeploymentTarget
+from penguins_platform.defs.resources import (
+    LocalEndpoint,
+    MlflowTracking,
+    SageMakerEndpoint,
+    target_status,
+)
 
 
 class TrafficConfig(dg.Config):
@@ -45,13 +49,13 @@ def send_sample_traffic(
         shipped_penguins,
     )
 
-    target: DeploymentTarget
-    if config.target == "sagemaker":
-        if not sagemaker.enabled:
-            raise dg.Failure(f"SageMaker is not configured: {sagemaker.enable_hint}")
-        target = sagemaker.target(mlflow.registered_model_name, context.log)
-    else:
-        target = local.target(mlflow.registered_model_name, context.log)
+    resource: LocalEndpoint | SageMakerEndpoint = (
+        sagemaker if config.target == "sagemaker" else local
+    )
+    status = target_status(resource)
+    if not status.enabled:
+        raise dg.Failure(f"the {config.target} target is not enabled here: {status.reason}")
+    target = resource.target(mlflow.registered_model_name, context.log)
     records = sample_records(
         shipped_penguins(), config.requests, drift=config.drift, seed=config.seed
     )

@@ -3,7 +3,8 @@
 The server is a service, not a step: it outlives the run that starts it. A new version is
 loaded beside the serving one and swapped in only once it gives valid answers, so a redeploy
 fails no request, and the swap is the promotion. Rolling back swaps the previous version in
-again, or stops a server that this deployment started.
+again, or stops a server that this deployment started. Inside an ECS task or a Kubernetes
+pod, which ends with its run, no server is started.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from penguins_platform.deploy.selection import TargetSettings, inside_task
 from penguins_platform.deploy.target import (
     DeployError,
     Deployment,
@@ -31,6 +33,19 @@ from penguins_platform.settings import variable
 
 if TYPE_CHECKING:
     from penguins_platform.capture.sqlite import SqliteCapture
+
+
+def refuse_inside_task() -> None:
+    """Fail before the local endpoint deploys inside an ECS task or a Kubernetes pod: a server
+    started there would serve until the task ends, then vanish with every version it held,
+    while the run that started it reported success."""
+    place = inside_task()
+    if place is not None:
+        raise DeployError(
+            f"not starting the local endpoint inside {place}: its server would die when the "
+            f"task ends. Leave local out of {variable(TargetSettings, 'targets')}, or run "
+            "`make serve` on a machine that stays up"
+        )
 
 
 def inference_dir(model_dir: Path) -> Path:
@@ -74,6 +89,7 @@ class LocalTarget:
     def deploy(self, version: str, model_dir: Path) -> Deployment:
         """Start the endpoint with `version`, or swap it into the running one."""
         settings = self.settings
+        refuse_inside_task()
         try:
             kept = self._keep(version, model_dir)
             running = service.health(settings.url)

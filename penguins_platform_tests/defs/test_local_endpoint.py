@@ -13,6 +13,7 @@ from penguins_platform_tests.conftest import (
     definitions_with,
     materialization_metadata,
     run_deployment,
+    run_log,
     step_error,
 )
 from penguins_platform_tests.servers import endpoint_health, free_port
@@ -145,3 +146,46 @@ def test_a_rollback_that_fails_is_reported_with_the_checks(registry, endpoint):
     message = str(error.cause or error)
     assert "failed its deployment checks, and rolling the local endpoint" in message
     assert "back failed too" in message and "refused version 1" in message
+
+
+@pytest.fixture
+def unstarted(tmp_path):
+    """A local endpoint that no test means to start, stopped afterwards should one start."""
+    resource = LocalEndpoint(port=free_port(), state_dir=str(tmp_path / "serving"))
+    yield resource
+    service.stop(resource.paths)
+
+
+def test_by_default_inside_a_pod_the_local_endpoint_is_skipped_and_says_why(
+    registry, unstarted, monkeypatch
+):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    instance, _ = registry
+    endpoint = unstarted
+    result = deploy(registry, endpoint)
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    assert (
+        "local_endpoint skipped: the local endpoint is no default target inside a Kubernetes pod"
+        in run_log(instance, result)
+    )
+    assert not endpoint.paths.pid_file.exists(), "no server was started"
+
+
+def test_named_inside_an_ecs_task_the_local_endpoint_refuses_to_start_a_server(
+    registry, unstarted, monkeypatch
+):
+    monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/task")
+    monkeypatch.setenv("PENGUINS_TARGETS", "local")
+    endpoint = unstarted
+    result = deploy(registry, endpoint)
+    assert not result.success
+    error = step_error(result, "local_endpoint")
+    message = str(error.cause or error)
+    assert (
+        "not starting the local endpoint inside an ECS task: its server would die when the task "
+        "ends. Leave local out of PENGUINS_TARGETS, or run `make serve` on a machine that stays "
+        "up" in message
+    )
+    assert check_outcomes(result)["serves_expected_version"] is False
+    assert not endpoint.paths.pid_file.exists(), "no server was started"

@@ -367,7 +367,12 @@ def test_a_requested_retraining_that_is_worse_leaves_the_champion_serving(
     name = tracking.registered_model_name
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     assert str(client.get_model_version_by_alias(name, "challenger").version) == "4"
-    resources = {"mlflow": tracking, "sagemaker": SageMakerEndpoint(), "azure": AzureMLEndpoint()}
+    resources = {
+        "mlflow": tracking,
+        "local": endpoint,
+        "sagemaker": SageMakerEndpoint(),
+        "azure": AzureMLEndpoint(),
+    }
     ticked = champion_sensor.evaluate_tick(
         dg.build_sensor_context(instance=instance, resources=resources)
     )
@@ -509,6 +514,34 @@ def test_the_traffic_job_fails_and_says_so_when_nothing_answers(registry, tmp_pa
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "requests in a row failed" in str(failure.step_failure_data.error)
+
+
+def test_the_traffic_job_refuses_a_target_that_is_not_enabled(registry, endpoint, monkeypatch):
+    monkeypatch.setenv("PENGUINS_TARGETS", "sagemaker")
+    instance, tracking = registry
+    before = endpoint_health(endpoint.url)["capture"]["written"]
+    defs = definitions_with(mlflow=tracking, local=endpoint)
+    result = defs.resolve_job_def("traffic_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert (
+        "the local target is not enabled here: PENGUINS_TARGETS=sagemaker leaves local out"
+        in str(failure.step_failure_data.error)
+    )
+    assert endpoint_health(endpoint.url)["capture"]["written"] == before, "nothing was sent"
+
+
+def test_monitoring_reads_no_capture_of_a_target_that_is_not_enabled(
+    registry, endpoint, reports, tmp_path, monkeypatch
+):
+    send(endpoint, 10, seed=8)
+    copy, _ = copied_store(endpoint, tmp_path)
+    monkeypatch.setenv("PENGUINS_TARGETS", "azure")
+    result = monitor(registry, copy, reports, rows=10)
+    data = metadata_of(result, "production_data")
+    assert (data["sources"], data["row_count"]) == ({}, 0)
 
 
 def test_check_descriptions_name_the_launchpad_field_of_their_bound():

@@ -6,8 +6,14 @@ import json
 import dagster as dg
 import pytest
 
-from penguins_platform.defs.resources import AzureMLEndpoint, MlflowTracking, SageMakerEndpoint
+from penguins_platform.defs.resources import (
+    AzureMLEndpoint,
+    LocalEndpoint,
+    MlflowTracking,
+    SageMakerEndpoint,
+)
 from penguins_platform.defs.sensors import champion_sensor
+from penguins_platform.deploy.selection import describe_selection
 from penguins_platform.tracking.contract import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -19,6 +25,7 @@ from penguins_platform_tests.servers import free_port
 ENABLED_SAGEMAKER = SageMakerEndpoint(
     execution_role_arn="arn:aws:iam::123456789012:role/sm", artifact_bucket="models"
 )
+ENABLED_AZURE = AzureMLEndpoint(subscription_id="s", resource_group="g", workspace="w")
 
 
 def register(tracking: MlflowTracking, trained, passed: bool = True) -> str:
@@ -59,6 +66,7 @@ def tick(instance, tracking, cursor=None, sagemaker=None, azure=None):
         cursor=cursor,
         resources={
             "mlflow": tracking,
+            "local": LocalEndpoint(),
             "sagemaker": sagemaker or SageMakerEndpoint(),
             "azure": azure or AzureMLEndpoint(),
         },
@@ -152,9 +160,8 @@ def test_an_unreachable_mlflow_skips_and_keeps_the_cursor(instance):
 
 def test_configured_cloud_targets_are_deployed_too(instance, mlflow_tracking, trained_model):
     crown(mlflow_tracking, register(mlflow_tracking, trained_model))
-    azure = AzureMLEndpoint(subscription_id="s", resource_group="g", workspace="w")
     [request] = tick(
-        instance, mlflow_tracking, sagemaker=ENABLED_SAGEMAKER, azure=azure
+        instance, mlflow_tracking, sagemaker=ENABLED_SAGEMAKER, azure=ENABLED_AZURE
     ).run_requests
     assert request.asset_selection == [
         dg.AssetKey("local_endpoint"),
@@ -164,6 +171,62 @@ def test_configured_cloud_targets_are_deployed_too(instance, mlflow_tracking, tr
     assert set(request.run_config["ops"]) == {
         "local_endpoint", "sagemaker_endpoint", "azure_endpoint",
     }  # fmt: skip
+
+
+def test_only_the_targets_that_penguins_targets_names_are_requested(
+    instance, mlflow_tracking, trained_model, monkeypatch
+):
+    monkeypatch.setenv("PENGUINS_TARGETS", "sagemaker")
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    [request] = tick(
+        instance, mlflow_tracking, sagemaker=ENABLED_SAGEMAKER, azure=ENABLED_AZURE
+    ).run_requests
+    assert request.asset_selection == [dg.AssetKey("sagemaker_endpoint")]
+    assert request.run_config == {"ops": {"sagemaker_endpoint": {"config": {"version": "1"}}}}
+
+
+def test_inside_an_ecs_task_the_local_endpoint_is_not_requested(
+    instance, mlflow_tracking, trained_model, monkeypatch
+):
+    monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/task")
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    [request] = tick(instance, mlflow_tracking, sagemaker=ENABLED_SAGEMAKER).run_requests
+    assert request.asset_selection == [dg.AssetKey("sagemaker_endpoint")]
+
+
+def test_with_no_target_enabled_the_sensor_skips_and_deploys_once_one_is(
+    instance, mlflow_tracking, trained_model, monkeypatch
+):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    cursor = json.dumps({"model": mlflow_tracking.registered_model_name, "deployed": "v0-x"})
+    skipped = tick(instance, mlflow_tracking, cursor=cursor)
+    assert skipped.run_requests == []
+    assert "version 1 of" in skipped.skip_message
+    assert "is not deployed: no deployment target is enabled (local: " in skipped.skip_message
+    assert "inside a Kubernetes pod" in skipped.skip_message
+    assert "sagemaker: Disabled until configured" in skipped.skip_message
+    assert skipped.cursor in (None, cursor), "the cursor must not move"
+    [request] = tick(instance, mlflow_tracking, cursor=cursor, azure=ENABLED_AZURE).run_requests
+    assert request.asset_selection == [dg.AssetKey("azure_endpoint")]
+
+
+def test_a_named_target_that_is_not_configured_holds_the_deployment_and_says_what_to_set(
+    instance, mlflow_tracking, trained_model, monkeypatch
+):
+    monkeypatch.setenv("PENGUINS_TARGETS", "local,sagemaker")
+    crown(mlflow_tracking, register(mlflow_tracking, trained_model))
+    result = tick(instance, mlflow_tracking)
+    assert result.run_requests == []
+    assert "PENGUINS_TARGETS names sagemaker, which is not configured: set " in (
+        result.skip_message
+    )
+    assert "SAGEMAKER_BUCKET" in result.skip_message
+    assert result.cursor is None, "the champion deploys once SageMaker is configured"
+
+
+def test_the_description_names_the_targets_it_deploys_to():
+    assert f"every enabled target ({describe_selection()})" in champion_sensor.description
 
 
 def test_a_lost_cursor_yields_the_same_run_key_so_dagster_deduplicates_it(
