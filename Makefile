@@ -25,7 +25,7 @@ PYTEST = PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist l
 FAST_TESTS = not integration and not e2e
 
 .PHONY: setup setup-dev train promote rollback serve sample traffic monitor stop dev mlflow-ui test test-fast \
-	ruff lint format bench clean system-packages check-system-packages
+	ruff lint format bench rehearse clean system-packages check-system-packages check-postgres
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -98,6 +98,11 @@ check-system-packages:
 	  "'make system-packages' (it uses sudo unless you are root), or 'make test-fast'" \
 	  "for the tests that need neither" >&2; exit 1
 
+check-postgres:
+	@[ -n "$(POSTGRES_INITDB)" ] || { echo "make rehearse runs the stacks' databases on" \
+	  "Debian's PostgreSQL: run 'make system-packages' (it uses sudo unless you are root)" >&2; \
+	  exit 1; }
+
 ruff: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -125,6 +130,9 @@ test: check-system-packages ruff  ## lint, types, then the whole suite (CI runs 
 format: setup-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+rehearse: setup-dev check-postgres  ## start the ECS deployment here from infra/ (moto, PostgreSQL) and run one cycle
+	$(BIN)/python -m penguins_platform rehearse $(ARGS)
 
 bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/load.py

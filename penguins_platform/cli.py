@@ -164,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     rehearse.add_argument("--epochs", type=at_least_one, default=None)
     rehearse.add_argument("--folds", type=at_least_one, default=None)
+    rehearse.add_argument("--threshold", type=float, default=None)
     rehearse.add_argument(
         "--keep-running", action="store_true",
         help="after the cycle, keep everything up (the UI too) until Ctrl-C",
@@ -568,7 +569,9 @@ def rehearse(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     shutil.rmtree(args.folder, ignore_errors=True)
-    training = training_run_config(epochs=args.epochs, folds=args.folds).to_config_dict()
+    training = training_run_config(
+        epochs=args.epochs, folds=args.folds, threshold=args.threshold
+    ).to_config_dict()
     print("Starting the stacks of infra/cloudformation on this machine (moto, PostgreSQL) …")
     try:
         with Rehearsal(args.folder) as rehearsal:

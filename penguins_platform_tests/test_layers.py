@@ -52,7 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "runner": {"definitions", "defs"},
     # The production deployment started on this machine from infra/ (`make rehearse`).
-    "rehearsal": {"serving", "ml", "project"},
+    "rehearsal": {"tracking", "serving", "ml", "project"},
     "cli": {
         "rehearsal",
         "runner",

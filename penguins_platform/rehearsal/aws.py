@@ -98,6 +98,10 @@ def running_moto(region: str) -> Iterator[str]:
     ends; its URL."""
     from moto.server import ThreadedMotoServer
 
+    import logging
+
+    # moto's web server logs every request; the rehearsal's output is the tasks' story.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     patches = Patches()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -3,7 +3,8 @@
 moto (run in server mode in this process: the rehearsal's, or a test's) has no UpdateEndpoint
 and appends tags instead of replacing them. Its sagemaker-runtime answers canned bodies; here
 it answers like the MLflow serving container would, by loading the numpy model from the
-`model.tar.gz` that the endpoint's model points at in (moto's) S3. Faults are switches.
+`model.tar.gz` that the endpoint's model points at in (moto's) S3, and, when the endpoint
+captures, writes the call where SageMaker data capture would. Faults are switches.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import io
 import json
 import tarfile
 import tempfile
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +84,38 @@ def _predict(endpoint_name: str, body: bytes, region: str) -> str:
     return json.dumps({"predictions": predictions})
 
 
+def _capture(endpoint_name: str, request: bytes | str, response: str, region: str) -> None:
+    """Write the call where SageMaker data capture would, when the endpoint captures:
+    `<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<time>-<id>.jsonl`, one JSON line
+    with the input and the output."""
+    endpoint = sagemaker_backends[ACCOUNT][region].endpoints[endpoint_name]
+    config = endpoint.data_capture_config or {}
+    if not config.get("EnableCapture"):
+        return
+    now = datetime.now(UTC)
+    event_id = str(uuid.uuid4())
+    line = json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {"observedContentType": "application/json", "mode": "INPUT",
+                                  "data": request if isinstance(request, str) else request.decode(),
+                                  "encoding": "JSON"},
+                "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
+                                   "data": response, "encoding": "JSON"},
+            },
+            "eventMetadata": {"eventId": event_id, "inferenceTime": f"{now:%Y-%m-%dT%H:%M:%S}Z"},
+            "eventVersion": "0",
+        }
+    )  # fmt: skip
+    bucket, _, prefix = config["DestinationS3Uri"].removeprefix("s3://").partition("/")
+    variant = endpoint.production_variants[0]["VariantName"]
+    key = (
+        f"{prefix.rstrip('/')}/{endpoint_name}/{variant}/{now:%Y/%m/%d/%H}/"
+        f"{now:%M-%S}-{now.microsecond // 1000:03d}-{event_id}.jsonl"
+    ).lstrip("/")
+    s3_backends[ACCOUNT]["aws"].put_object(bucket, key, line.encode() + b"\n")
+
+
 def install(monkeypatch: Patcher, emulator: SageMakerEmulator) -> None:
     def update_endpoint(self: SageMakerModelBackend, endpoint_name: str, config_name: str) -> Any:
         if emulator.failing_update:
@@ -117,6 +152,7 @@ def install(monkeypatch: Patcher, emulator: SageMakerEmulator) -> None:
         emulator.calls["InvokeEndpoint"] += 1
         endpoint_name = self.path.split("/")[2]  # /endpoints/<name>/invocations
         body = _predict(endpoint_name, self.body, emulator.region)
+        _capture(endpoint_name, self.body, body, emulator.region)
         return 200, {"Content-Type": "application/json"}, body
 
     monkeypatch.setattr(

@@ -371,6 +371,13 @@ class Rehearsal:
 
     def _moto_stacks(self, subnets: list[str]) -> dict[str, str]:
         """storage.yaml and platform-access.yaml, created by moto's CloudFormation."""
+        import logging
+        import warnings
+
+        # moto warns of each resource its CloudFormation skips (a bucket policy, secrets):
+        # none that the rehearsal reads.
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse", module="moto")
         cloudformation = self.clients("cloudformation")
         for stack, name in (
             ("penguins-storage", "storage"),
