@@ -50,16 +50,27 @@ def test_loading_the_definitions_imports_nothing_heavy():
     assert json.loads(done.stdout) == []
 
 
-def main_closure(lock_file: Path) -> set[str]:
+# `make rehearse` installs the test tools (moto stands in for AWS): the rehearsal alone may
+# import them, and nothing the main job loads imports the rehearsal (test_layers.py).
+WITH_TEST_TOOLS = ("penguins_platform/rehearsal/",)
+
+
+def main_closure(lock_file: Path, groups: tuple[str, ...] = ()) -> set[str]:
     """Every distribution `make train` installs: the project's dependencies without the `dev`
-    group, theirs, and those of the extras they ask for, from the lock file."""
+    group, theirs, and those of the extras they ask for, from the lock file; with `groups`,
+    those dependency groups too."""
     import tomllib
 
     packages = {
         package["name"]: package for package in tomllib.loads(lock_file.read_text())["package"]
     }
     needed: set[str] = set()
-    stack = [{"name": "penguins-platform"}]
+    project = packages["penguins-platform"]
+    stack = [{"name": "penguins-platform"}] + [
+        dependency
+        for group in groups
+        for dependency in project.get("dev-dependencies", {}).get(group, [])
+    ]
     while stack:
         wanted = stack.pop()
         package = packages[wanted["name"]]
@@ -82,8 +93,11 @@ def test_every_import_of_the_package_comes_with_the_main_job_s_install():
 
     providers = packages_distributions()
     closure = main_closure(REPO_ROOT / "uv.lock")
+    with_test_tools = main_closure(REPO_ROOT / "uv.lock", groups=("dev",))
     missing: dict[str, set[str]] = {}
     for path in (REPO_ROOT / "penguins_platform").rglob("*.py"):
+        relative = str(path.relative_to(REPO_ROOT))
+        installed = with_test_tools if relative.startswith(WITH_TEST_TOOLS) else closure
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [alias.name for alias in node.names]
@@ -97,6 +111,6 @@ def test_every_import_of_the_package_comes_with_the_main_job_s_install():
                 if top == "penguins_platform" or top in sys.stdlib_module_names:
                     continue
                 distributions = {d.lower().replace("_", "-") for d in providers.get(top, [])}
-                if not distributions & closure:
+                if not distributions & installed:
                     missing.setdefault(top, set()).add(str(path.relative_to(REPO_ROOT)))
     assert missing == {}, "imported by the package, installed only with the test tools"

@@ -24,7 +24,7 @@ from unittest import mock
 import pytest
 
 TIER_FIXTURES: dict[str, frozenset[str]] = {
-    "e2e": frozenset({"dagster_dev", "browser", "make", "penguins_cli"}),
+    "e2e": frozenset({"dagster_dev", "browser", "make", "penguins_cli", "rehearse_command"}),
     "integration": frozenset(
         {
             "mlflow_server",
@@ -40,6 +40,7 @@ TIER_FIXTURES: dict[str, frozenset[str]] = {
             "registry",
             "registry_template",
             "train_lineage",
+            "rehearsal",
         }
     ),
 }

@@ -96,9 +96,9 @@ def stop_task(task_arn: str, exit_code: int, reason: str, region: str) -> None:
 def running_moto(region: str) -> Iterator[str]:
     """moto on 127.0.0.1, from an empty account and with the patches above, until the block
     ends; its URL."""
-    from moto.server import ThreadedMotoServer
-
     import logging
+
+    from moto.server import ThreadedMotoServer
 
     # moto's web server logs every request; the rehearsal's output is the tasks' story.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -27,6 +27,7 @@ class Cycle:
     seconds: dict[str, float] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)  # what -> run id
     served_version: str | None = None
+    monitored_rows: int = 0
     step_tasks: int = 0
 
     def lines(self) -> list[str]:
@@ -89,7 +90,14 @@ def run_cycle(
     done = _timed(cycle, "monitoring run", say)
     cycle.runs["monitoring"] = run_id = rehearsal.launch("monitoring_job")
     rehearsal.wait_for_run(run_id, timeout)
+    cycle.monitored_rows = int(rehearsal.materialization(run_id, "production_data")["row_count"])
+    if cycle.monitored_rows < traffic_requests:
+        raise RehearsalError(
+            f"monitoring read {cycle.monitored_rows} captured rows of the {traffic_requests} "
+            "sent to SageMaker"
+        )
     done()
+    say(f"Monitoring read {cycle.monitored_rows} rows that SageMaker captured")
     assert rehearsal.agent is not None
     cycle.step_tasks = sum(
         1 for task in rehearsal.agent.tasks.values() if "execute_step" in task.command

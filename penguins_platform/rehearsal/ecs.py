@@ -329,7 +329,7 @@ def wait_until(
             return value
         reason = failed()
         if reason:
-            raise RehearsalError(f"{what}: {reason}")
+            raise RehearsalError(f"while waiting for {what}: {reason}")
         time.sleep(0.5)
     raise RehearsalError(f"{what}: not within {timeout:.0f} s")
 

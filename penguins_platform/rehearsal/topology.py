@@ -551,19 +551,26 @@ class Rehearsal:
         return status
 
     def run_failure(self, run_id: str) -> str:
-        """What went wrong in a run: its failure events, then the logs of its tasks."""
+        """What went wrong in a run: its failure events with their errors' causes, then the
+        logs of its tasks that failed."""
+        error = "error { message causes { message } }"
         data = self.graphql(
             "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { "
-            "__typename ... on MessageEvent { message } ... on ExecutionStepFailureEvent { "
-            "error { message } } ... on RunFailureEvent { message } } } } }",
+            f"__typename ... on ExecutionStepFailureEvent {{ message {error} }} "
+            f"... on RunFailureEvent {{ message {error} }} "
+            f"... on EngineEvent {{ message {error} }} }} }} }} }}",
             {"id": run_id},
         )
-        events = data["logsForRun"].get("events", [])
-        messages = [
-            (event.get("error") or {}).get("message") or event.get("message", "")
-            for event in events
-            if "Failure" in event["__typename"]
-        ]
+        messages = []
+        for event in data["logsForRun"].get("events", []):
+            found = event.get("error")
+            if not found and "Failure" not in event["__typename"]:
+                continue
+            parts = [event.get("message") or ""]
+            if found:
+                parts += [found["message"].strip()]
+                parts += [cause["message"].strip() for cause in found.get("causes") or []]
+            messages.append("\n".join(part for part in parts if part))
         assert self.agent is not None
         logs = [
             f"{task.family} ({task.exit_code}): {self.agent.tail(task, 1500)}"
@@ -571,6 +578,27 @@ class Rehearsal:
             if run_id in " ".join(task.command) and task.exit_code not in (None, 0)
         ]
         return "\n".join(messages[-3:] + logs[-2:]) or "no failure events"
+
+    def materialization(self, run_id: str, asset: str) -> dict[str, Any]:
+        """The numbers and texts of `asset`'s materialization in the run, by label."""
+        data = self.graphql(
+            "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { "
+            "__typename ... on MaterializationEvent { assetKey { path } metadataEntries { label "
+            "... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue } "
+            "... on TextMetadataEntry { text } } } } } } }",
+            {"id": run_id},
+        )
+        for event in data["logsForRun"].get("events", []):
+            if event["__typename"] == "MaterializationEvent" and event["assetKey"]["path"] == [
+                asset
+            ]:
+                return {
+                    entry["label"]: next(
+                        (entry[k] for k in ("intValue", "floatValue", "text") if k in entry), None
+                    )
+                    for entry in event["metadataEntries"]
+                }
+        raise RehearsalError(f"run {run_id} did not materialize {asset}")
 
     def runs(self, job: str) -> list[dict[str, Any]]:
         data = self.graphql(
