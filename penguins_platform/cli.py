@@ -564,10 +564,14 @@ def rehearse(args: argparse.Namespace) -> int:
 
     def stop(signum: int, frame: object) -> None:
         # The tasks run in sessions of their own: leave through the context managers, which
-        # stop every one of them, the database and moto.
+        # stop every one of them, the database and moto. Once: a second signal (make passes
+        # its own on to us) must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     shutil.rmtree(args.folder, ignore_errors=True)
     training = training_run_config(
         epochs=args.epochs, folds=args.folds, threshold=args.threshold

@@ -13,8 +13,8 @@ from azure.ai.ml.constants._endpoint import EndpointInvokeFields
 from penguins_platform.defs.resources import AzureMLEndpoint, SageMakerEndpoint
 from penguins_platform.ml.inference import InferenceModel
 from penguins_platform.rehearsal import sagemaker_emulator
-from penguins_platform_tests.deploy.azure_fake import FakeAzureML, FakeCredential
 from penguins_platform.rehearsal.sagemaker_emulator import ACCOUNT, SageMakerEmulator
+from penguins_platform_tests.deploy.azure_fake import FakeAzureML, FakeCredential
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/penguins-sagemaker"
 BUCKET = "penguins-models"

@@ -128,7 +128,8 @@ def load_run_launcher(config: dict[str, Any]) -> Any:
         raise DagsterInvalidConfigError(
             "Errors whilst loading configuration for run_launcher", result.errors, section
         )
-    return EcsRunLauncher.from_config_value(None, result.value)
+    assert result.value is not None, "a config that processed has a value"
+    return EcsRunLauncher(**result.value)
 
 
 def run_task_environment(
@@ -214,3 +215,13 @@ def test_a_run_launcher_that_does_not_copy_its_prefix_fails_in_the_run_task(
     with environment_of(monkeypatch, run), pytest.raises(DagsterInvalidConfigError) as raised:
         load_run_launcher(config)
     assert "DAGSTER_ECS_TASK_DEFINITION_PREFIX" in str(raised.value)
+
+
+def test_the_code_location_never_answers_with_two_versions_during_a_deployment() -> None:
+    """One Cloud Map name, one gRPC server: the old task stops before the new one starts (as
+    the daemon's service does), so no webserver or daemon reaches a mix of two images."""
+    resources = parse(DAGSTER_TEMPLATE.read_text())["Resources"]
+    for service in ("CodeServerService", "DaemonService"):
+        deployment = resources[service]["Properties"]["DeploymentConfiguration"]
+        assert (deployment["MaximumPercent"], deployment["MinimumHealthyPercent"]) == (100, 0)
+        assert resources[service]["Properties"]["DesiredCount"] == 1
