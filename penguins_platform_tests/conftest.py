@@ -476,35 +476,21 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@contextlib.contextmanager
-def running_moto() -> Iterator[str]:
-    """moto in server mode on 127.0.0.1, from an empty account: boto3 talks HTTP to it like
-    to AWS. Stopped when the block ends."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # moto keeps its state per process: start from an empty account.
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-        yield url
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def moto_server(aws_credentials: None) -> Iterator[str]:
     """moto for one test, with fake credentials in the environment."""
-    with running_moto() as url:
+    from penguins_platform.rehearsal.aws import moto_on_loopback
+
+    with moto_on_loopback() as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def module_moto_server() -> Iterator[str]:
     """moto for a whole module, whose fixture sets the credentials it needs itself."""
-    with running_moto() as url:
+    from penguins_platform.rehearsal.aws import moto_on_loopback
+
+    with moto_on_loopback() as url:
         yield url
 
 

@@ -20,10 +20,9 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from penguins_platform.rehearsal import sagemaker_emulator
 from penguins_platform.rehearsal.postgres import free_port
 
-ACCOUNT = sagemaker_emulator.ACCOUNT
+ACCOUNT = "123456789012"  # moto's default account
 
 
 class Patches:
@@ -93,31 +92,43 @@ def stop_task(task_arn: str, exit_code: int, reason: str, region: str) -> None:
 
 
 @contextlib.contextmanager
-def running_moto(region: str) -> Iterator[str]:
-    """moto on 127.0.0.1, from an empty account and with the patches above, until the block
-    ends; its URL."""
-    import logging
-
+def moto_on_loopback() -> Iterator[str]:
+    """moto in server mode on 127.0.0.1, from an empty account: boto3 talks HTTP to it like
+    to AWS. Stopped when the block ends."""
     from moto.server import ThreadedMotoServer
 
-    # moto's web server logs every request; the rehearsal's output is the tasks' story.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    patches = Patches()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
     try:
+        # moto keeps its state per process: start from an empty account.
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-        sagemaker_emulator.install(patches, sagemaker_emulator.SageMakerEmulator(region=region))
-        _patch_ecs(patches)
         yield url
     finally:
-        patches.undo()
-        from moto.moto_api import state_manager
-
-        state_manager.unset_transition("ecs::task")
         server.stop()
+
+
+@contextlib.contextmanager
+def running_moto(region: str) -> Iterator[str]:
+    """moto on loopback with the patches above, until the block ends; its URL."""
+    import logging
+
+    from moto.moto_api import state_manager
+
+    from penguins_platform.rehearsal import sagemaker_emulator
+
+    # moto's web server logs every request; the rehearsal's output is the tasks' story.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    patches = Patches()
+    with moto_on_loopback() as url:
+        try:
+            sagemaker_emulator.install(patches, sagemaker_emulator.SageMakerEmulator(region=region))
+            _patch_ecs(patches)
+            yield url
+        finally:
+            patches.undo()
+            state_manager.unset_transition("ecs::task")
 
 
 def fake_credentials(role_arn: str) -> dict[str, str]:

@@ -42,6 +42,7 @@ class Task:
     family: str
     container: str
     role_arn: str | None
+    service: bool = False  # started by an ECS service, not by a run launcher or executor
     process: subprocess.Popen | None = None
     log: Path | None = None
     exit_code: int | None = None
@@ -96,6 +97,7 @@ class ContainerWorld:
     aws_url: str
     host_names: Mapping[str, str]  # private DNS names (Cloud Map) -> 127.0.0.1
     ports: Mapping[int, int]  # container port -> port here (every task shares 127.0.0.1)
+    capacity: int = 3  # run and step tasks running at once; more wait for a slot
     edit_home: Callable[[Path], None] | None = None
 
 
@@ -164,7 +166,18 @@ class Agent:
             if not new:
                 continue
             for described in self.ecs.describe_tasks(cluster=cluster, tasks=new)["tasks"]:
-                self._start(described)
+                service = described.get("startedBy", "").startswith("ecs-svc/")
+                if service or self._busy() < self.world.capacity:
+                    self._start(described)
+
+    def _busy(self) -> int:
+        """Run and step tasks whose process runs: on ECS each has a machine of its own, here
+        they share this one's cores, so the rest wait, as tasks wait for capacity."""
+        with self._lock:
+            return sum(
+                1 for task in self.tasks.values()
+                if not task.service and task.process is not None and task.exit_code is None
+            )  # fmt: skip
 
     def _start(self, described: dict[str, Any]) -> None:
         definition = self.ecs.describe_task_definition(
@@ -177,6 +190,7 @@ class Agent:
             family=definition["family"],
             container=container["name"],
             role_arn=definition.get("taskRoleArn"),
+            service=described.get("startedBy", "").startswith("ecs-svc/"),
         )
         with self._lock:
             self.tasks[task.arn] = task

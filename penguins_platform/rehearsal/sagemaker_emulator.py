@@ -26,7 +26,7 @@ from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-ACCOUNT = "123456789012"
+from penguins_platform.rehearsal.aws import ACCOUNT
 
 
 class Patcher(Protocol):

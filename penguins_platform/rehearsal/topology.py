@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import string
@@ -348,6 +349,8 @@ class Rehearsal:
             host_names={name: "127.0.0.1" for name in private_names(dagster)},
             ports=ports,
             edit_home=self._remap_workspace_port,
+            # A run's task mostly waits on its steps: the cores, plus one.
+            capacity=len(os.sched_getaffinity(0)) + 1,
         )
         self.agent = Agent(clients("ecs"), clients("secretsmanager"), world, self.root)
         self._exit.enter_context(self.agent.running())
@@ -479,8 +482,7 @@ class Rehearsal:
         """A service whose task ended: ECS's circuit breaker would fail the deployment."""
         assert self.agent is not None
         for task in self.agent.tasks.values():
-            service = task.family.startswith(f"{PREFIX}-") and "-run" not in task.family
-            if service and task.exit_code is not None:
+            if task.service and task.exit_code is not None:
                 return (
                     f"service task {task.family} exited with {task.exit_code}:\n"
                     f"{self.agent.tail(task)}"
