@@ -142,6 +142,7 @@ bench: setup-dev  ## print the speed ratios of bench/
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/sensor.py
 	$(BIN)/python bench/production.py
+	$(BIN)/python bench/rehearse.py
 	$(BIN)/python bench/monitoring.py
 	$(BIN)/python bench/capture_store.py
 	$(BIN)/python bench/clean_clone.py
