@@ -454,12 +454,42 @@ def test_every_database_is_encrypted_and_private(templates: dict[str, dict[str, 
 
 
 def ingress_rules(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every ingress rule: inline in a security group, or a SecurityGroupIngress resource."""
+    """Every ingress rule with the security group it admits to: inline in the group, or a
+    SecurityGroupIngress resource of its own (a conditional one among them) that names the
+    group in GroupId."""
     for logical_id, resource in resources_of(template, "AWS::EC2::SecurityGroup"):
         for rule in as_list(resource["Properties"].get("SecurityGroupIngress", [])):
             yield logical_id, rule
     for logical_id, resource in resources_of(template, "AWS::EC2::SecurityGroupIngress"):
-        yield logical_id, resource["Properties"]
+        rule = dict(resource["Properties"])
+        group = rule.pop("GroupId", None)
+        yield (group["Ref"] if isinstance(group, dict) and "Ref" in group else logical_id), rule
+
+
+STANDALONE_INGRESS = """
+Resources:
+  Group:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress:
+        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 10.0.0.0/16}
+  Https:
+    Type: AWS::EC2::SecurityGroupIngress
+    Condition: HasCertificate
+    Properties:
+      GroupId: !Ref Group
+      IpProtocol: tcp
+      FromPort: 443
+      ToPort: 443
+      CidrIp: 0.0.0.0/0
+"""
+
+
+def test_ingress_rules_count_a_standalone_rule_for_the_group_it_names() -> None:
+    rules = list(ingress_rules(parse(STANDALONE_INGRESS)))
+
+    assert [(group, rule["FromPort"]) for group, rule in rules] == [("Group", 80), ("Group", 443)]
+    assert rules[1][1]["CidrIp"] == "0.0.0.0/0"
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
@@ -495,9 +525,12 @@ def test_load_balancer_admits_only_allowed_cidr(
     cidrs = [rule["CidrIp"] for rule in rules if "CidrIp" in rule]
     allowed_cidr = template["Parameters"]["AllowedCidr"]
     pattern = re.compile(allowed_cidr["AllowedPattern"])
+    ports = {rule["FromPort"] for rule in rules if "CidrIp" in rule}
 
     assert cidrs, "the load balancer admits no CIDR at all"
     assert all(cidr == {"Ref": "AllowedCidr"} for cidr in cidrs), cidrs
+    # HTTP, and HTTPS with a certificate: the rule of its own is counted too.
+    assert ports == {80, 443}, ports
     assert not any("CidrIpv6" in rule for rule in rules)
     assert "Default" not in allowed_cidr
     assert pattern.fullmatch("10.0.0.0/16") and pattern.fullmatch("203.0.113.7/32")
