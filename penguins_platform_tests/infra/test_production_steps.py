@@ -364,9 +364,10 @@ class Shell:
         self.workdir = workdir
         self.log = workdir / "shell.log"
         self.count = 0
+        # A session of its own, so that a block that hangs goes with all its children.
         self.process = subprocess.Popen(
             ["bash", "-euo", "pipefail"], stdin=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def run(self, name: str, script: str, timeout: float = 300.0) -> dict[str, str]:
@@ -397,10 +398,13 @@ class Shell:
         return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            self.process.wait(timeout=30)
+        """End of input ends the shell; one still busy (a block that hung) is stopped."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            stop_process_group(self.process)
 
 
 def section_blocks() -> list[str]:
