@@ -13,11 +13,12 @@ export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 # The browser test drives the Dagster UI in Debian's Chromium; the production-mode tests start
-# throwaway PostgreSQL clusters with Debian's server programs. `make system-packages` installs
-# both; `make test` checks for them.
+# throwaway PostgreSQL clusters with Debian's server programs; the README's production steps
+# use jq. `make system-packages` installs them; `make test` checks for them.
 CHROMIUM ?= /usr/bin/chromium
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
-SYSTEM_PACKAGES = $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB),,postgresql)
+SYSTEM_PACKAGES = $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB),,postgresql) \
+  $(if $(shell command -v jq),,jq)
 # pytest-xdist workers. Most tests wait on a server or a subprocess, so two keep both cores
 # of a small machine busy; each test file stays on one worker, with its module fixtures.
 TEST_WORKERS ?= 2
@@ -88,13 +89,13 @@ mlflow-ui: setup  ## the MLflow UI on the same store, http://127.0.0.1:5000
 system-packages:
 	@missing="$(strip $(SYSTEM_PACKAGES))"; [ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	echo "installing Debian's $$missing (the browser and Postgres tests)"; \
+	echo "installing Debian's $$missing (the browser, Postgres and production-steps tests)"; \
 	$$SUDO apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null
 
 check-system-packages:
 	@missing="$(strip $(SYSTEM_PACKAGES))"; [ -z "$$missing" ] && exit 0; \
-	echo "make test needs Debian's $$missing (the browser and Postgres tests): run" \
+	echo "make test needs Debian's $$missing (the browser, Postgres and production-steps tests): run" \
 	  "'make system-packages' (it uses sudo unless you are root), or 'make test-fast'" \
 	  "for the tests that need neither" >&2; exit 1
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from penguins_platform.rehearsal.template import parse
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "infra" / "cloudformation"
 TEMPLATE_NAMES = ("storage.yaml", "platform-access.yaml", "mlflow-server.yaml", "dagster.yaml")
@@ -51,33 +52,6 @@ MANAGED_POLICY_OWNERS = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
 BROAD_MANAGED_POLICY = re.compile(
     r":iam::aws:policy/(?:.*/)?(?P<name>[\w-]*(?:FullAccess|AdministratorAccess|PowerUserAccess))"
 )
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (`!Ref`, `!Sub`, `!GetAtt`, ...) read as their
-    long form, so `!Sub "x"` and `Fn::Sub: x` look the same to every check."""
-
-
-def _short_tag(loader: CloudFormationLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode), "YAML has three kinds of node"
-        value = loader.construct_mapping(node, deep=True)
-    if suffix in ("Ref", "Condition"):
-        return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _short_tag)
-
-
-def parse(text: str) -> dict[str, Any]:
-    return yaml.load(text, Loader=CloudFormationLoader)
 
 
 @pytest.fixture(scope="module")
