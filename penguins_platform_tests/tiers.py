@@ -59,13 +59,21 @@ def tier_of(fixturenames: list[str]) -> str | None:
     return next((tier for tier, names in TIER_FIXTURES.items() if used & names), None)
 
 
+# The longest files of all (minutes each): they start before every other file, so the other
+# worker works through the rest meanwhile instead of waiting for them at the end.
+LONGEST_FIXTURES = frozenset({"rehearse_command", "rehearsal"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     file_weight: dict[str, int] = {}
     for item in items:
-        tier = tier_of(getattr(item, "fixturenames", []))
+        fixtures = getattr(item, "fixturenames", [])
+        tier = tier_of(fixtures)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
         weight = list(TIER_FIXTURES).index(tier) if tier else len(TIER_FIXTURES)
+        if LONGEST_FIXTURES & set(fixtures):
+            weight = -1
         file_weight[item.nodeid.split("::")[0]] = min(
             weight, file_weight.get(item.nodeid.split("::")[0], weight)
         )

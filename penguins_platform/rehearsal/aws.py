@@ -123,7 +123,8 @@ def running_moto(region: str) -> Iterator[str]:
     patches = Patches()
     with moto_on_loopback() as url:
         try:
-            sagemaker_emulator.install(patches, sagemaker_emulator.SageMakerEmulator(region=region))
+            emulator = sagemaker_emulator.SageMakerEmulator(region=region, captures=True)
+            sagemaker_emulator.install(patches, emulator)
             _patch_ecs(patches)
             yield url
         finally:

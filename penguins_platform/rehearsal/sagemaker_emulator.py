@@ -9,6 +9,7 @@ captures, writes the call where SageMaker data capture would. Faults are switche
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from moto.core.exceptions import JsonRESTError
+from moto.s3.exceptions import MissingBucket
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
@@ -41,6 +43,8 @@ class SageMakerEmulator:
 
     region: str = "us-east-1"
     stuck_updates: bool = False
+    # Write data capture as SageMaker would (the rehearsal); off, a test writes its own lines.
+    captures: bool = False
     failing_update: str | None = None
     throttled: Counter = field(default_factory=Counter)
     calls: Counter = field(default_factory=Counter)
@@ -113,7 +117,9 @@ def _capture(endpoint_name: str, request: bytes | str, response: str, region: st
         f"{prefix.rstrip('/')}/{endpoint_name}/{variant}/{now:%Y/%m/%d/%H}/"
         f"{now:%M-%S}-{now.microsecond // 1000:03d}-{event_id}.jsonl"
     ).lstrip("/")
-    s3_backends[ACCOUNT]["aws"].put_object(bucket, key, line.encode() + b"\n")
+    # As on SageMaker, a capture that cannot be written never fails the invocation.
+    with contextlib.suppress(MissingBucket):
+        s3_backends[ACCOUNT]["aws"].put_object(bucket, key, line.encode() + b"\n")
 
 
 def install(monkeypatch: Patcher, emulator: SageMakerEmulator) -> None:
@@ -152,7 +158,8 @@ def install(monkeypatch: Patcher, emulator: SageMakerEmulator) -> None:
         emulator.calls["InvokeEndpoint"] += 1
         endpoint_name = self.path.split("/")[2]  # /endpoints/<name>/invocations
         body = _predict(endpoint_name, self.body, emulator.region)
-        _capture(endpoint_name, self.body, body, emulator.region)
+        if emulator.captures:
+            _capture(endpoint_name, self.body, body, emulator.region)
         return 200, {"Content-Type": "application/json"}, body
 
     monkeypatch.setattr(
