@@ -22,7 +22,11 @@ SYSTEM_PACKAGES = $(if $(wildcard $(CHROMIUM)),,chromium) $(if $(POSTGRES_INITDB
 # pytest-xdist workers. Most tests wait on a server or a subprocess, so two keep both cores
 # of a small machine busy; each test file stays on one worker, with its module fixtures.
 TEST_WORKERS ?= 2
-PYTEST = PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+# --no-loadscope-reorder: xdist would otherwise hand out the files with the most tests first,
+# and the suite's own order (the longest files first, penguins_platform_tests/tiers.py) would
+# leave the few-test rehearsal files for the end, with one worker idle.
+PYTEST = PENGUINS_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile \
+  --no-loadscope-reorder
 FAST_TESTS = not integration and not e2e
 
 .PHONY: setup setup-dev train promote rollback serve sample traffic monitor stop dev mlflow-ui test test-fast \
