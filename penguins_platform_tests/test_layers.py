@@ -52,7 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "runner": {"definitions", "defs"},
     # The production deployment started on this machine from infra/ (`make rehearse`).
-    "rehearsal": {"tracking", "serving", "ml", "project"},
+    "rehearsal": {"traffic", "tracking", "serving", "ml", "project"},
     "cli": {
         "rehearsal",
         "runner",

@@ -25,24 +25,31 @@ from penguins_platform.rehearsal.postgres import free_port
 ACCOUNT = "123456789012"  # moto's default account
 
 
+_MISSING = object()
+
+
 class Patches:
     """Attributes set on moto's classes, undone together (pytest's `monkeypatch`, without
-    pytest)."""
+    pytest). What is restored is the class's own attribute as stored (a staticmethod stays
+    one), or nothing where the class only inherited it."""
 
     def __init__(self) -> None:
         self._undo: list[tuple[Any, str, Any]] = []
 
     def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None:
-        missing = object()
-        old = getattr(target, name, missing)
-        if old is missing and raising:
+        if raising and not hasattr(target, name):
             raise AttributeError(f"{target!r} has no attribute {name!r}")
-        self._undo.append((target, name, old if old is not missing else None))
+        own = (
+            vars(target).get(name, _MISSING)
+            if isinstance(target, type)
+            else getattr(target, name, _MISSING)
+        )
+        self._undo.append((target, name, own))
         setattr(target, name, value)
 
     def undo(self) -> None:
         for target, name, old in reversed(self._undo):
-            if old is None:
+            if old is _MISSING:
                 delattr(target, name)
             else:
                 setattr(target, name, old)

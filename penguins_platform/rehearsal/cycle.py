@@ -2,12 +2,14 @@
 
 Training is launched through the webserver's GraphQL API; the champion sensor (in the daemon,
 evaluated by the code location) deploys the new champion to SageMaker by itself; sampled
-traffic goes to that endpoint, whose data capture lands in S3; and monitoring reads it back.
+traffic goes to that endpoint from a client, as an application would send it, and its data
+capture lands in S3; and monitoring reads it back.
 Every run is an ECS task, and under `PENGUINS_EXECUTOR=ecs` every step is one too.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,12 +81,8 @@ def run_cycle(
     done()
     say(f"SageMaker endpoint {PREFIX}: InService, serving version {cycle.served_version}")
 
-    done = _timed(cycle, "traffic run", say)
-    traffic = {"ops": {"send_sample_traffic": {"config": {
-        "target": "sagemaker", "requests": traffic_requests, "batch_size": 10,
-    }}}}  # fmt: skip
-    cycle.runs["traffic"] = run_id = rehearsal.launch("traffic_job", traffic)
-    rehearsal.wait_for_run(run_id, timeout)
+    done = _timed(cycle, "traffic", say)
+    _send_traffic(rehearsal, traffic_requests)
     done()
 
     done = _timed(cycle, "monitoring run", say)
@@ -103,6 +101,18 @@ def run_cycle(
         1 for task in rehearsal.agent.tasks.values() if "execute_step" in task.command
     )
     return cycle
+
+
+def _send_traffic(rehearsal: Rehearsal, requests: int) -> None:
+    """Production traffic comes from clients, not from Dagster: sampled penguins sent to the
+    endpoint through sagemaker-runtime, ten a request, as an application would."""
+    from penguins_platform.traffic import sample_records, shipped_penguins
+
+    runtime = rehearsal.clients("sagemaker-runtime")
+    records = sample_records(shipped_penguins(), requests, seed=7)
+    for start in range(0, len(records), 10):
+        body = json.dumps({"inputs": records[start : start + 10]})
+        runtime.invoke_endpoint(EndpointName=PREFIX, ContentType="application/json", Body=body)
 
 
 def _finished_deployment(rehearsal: Rehearsal) -> dict[str, Any] | None:

@@ -30,7 +30,9 @@ from penguins_platform.rehearsal import aws
 from penguins_platform.rehearsal.containers import Filesystem, image_environment
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 0.3
+POLL_SECONDS = 0.5
+# ECS's own StopTask is looked for every this many polls: each look is a call per task.
+STOP_CHECK_POLLS = 4
 
 
 @dataclass
@@ -150,10 +152,12 @@ class Agent:
     # ------------------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        polls = 0
         while not self._stop.is_set():
+            polls += 1
             try:
                 self._start_new_tasks()
-                self._reap()
+                self._reap(stop_check=polls % STOP_CHECK_POLLS == 0)
             except Exception as error:  # keep watching: one bad task must not stop the rest
                 log.exception("rehearsal agent")
                 self.failures.append(f"agent: {error!r}")
@@ -287,14 +291,14 @@ class Agent:
             previous = arg
         return remapped
 
-    def _reap(self) -> None:
+    def _reap(self, stop_check: bool) -> None:
         with self._lock:
             running = [t for t in self.tasks.values() if t.process and t.exit_code is None]
         for task in running:
             assert task.process is not None
             code = task.process.poll()
             if code is None:
-                if self._stopped_through_ecs(task):
+                if stop_check and self._stopped_through_ecs(task):
                     from penguins_platform.serving.service import terminate_group
 
                     terminate_group(task.process.pid, 10.0)

@@ -284,10 +284,15 @@ class Timings:
 class Rehearsal:
     """The four stacks, their services running as processes, until the block ends."""
 
-    def __init__(self, root: Path, infra: Path = INFRA, region: str = REGION) -> None:
+    def __init__(
+        self, root: Path, infra: Path = INFRA, region: str = REGION, tracking_server: bool = True
+    ) -> None:
+        """`tracking_server=False` leaves the MLflow stack's service unstarted (its resources
+        and outputs still exist), for a rehearsal that fails before any run reaches MLflow."""
         self.root = root
         self.infra = infra
         self.region = region
+        self.tracking_server = tracking_server
         self.image = f"{aws.ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{PREFIX}:rehearsal"
         self.stacks: dict[str, Stack] = {}
         self.agent: Agent | None = None
@@ -354,7 +359,7 @@ class Rehearsal:
         )
         self.agent = Agent(clients("ecs"), clients("secretsmanager"), world, self.root)
         self._exit.enter_context(self.agent.running())
-        for stack in (mlflow, dagster):
+        for stack in (mlflow, dagster) if self.tracking_server else (dagster,):
             self._start_services(stack, subnets)
         self._wait_for_services()
         self.timings = Timings(webserver_seconds=time.monotonic() - started)
@@ -490,10 +495,11 @@ class Rehearsal:
         return None
 
     def _wait_for_services(self, timeout: float = 240.0) -> None:
-        wait_until(
-            lambda: _answers(f"http://127.0.0.1:{self.ports[5000]}/health"),
-            timeout, "the MLflow server", self._service_failure,
-        )  # fmt: skip
+        if self.tracking_server:
+            wait_until(
+                lambda: _answers(f"http://127.0.0.1:{self.ports[5000]}/health"),
+                timeout, "the MLflow server", self._service_failure,
+            )  # fmt: skip
         wait_until(
             lambda: _answers(f"{self.webserver_url}/server_info"),
             timeout, "the Dagster webserver", self._service_failure,
