@@ -27,8 +27,7 @@ def webserver_start(work: Path, sandbox: TrainingSandbox) -> float:
     import urllib.request
 
     from penguins_platform.project import PROJECT_ROOT
-    from penguins_platform.rehearsal.postgres import free_port
-    from penguins_platform.serving.service import terminate_group
+    from penguins_platform.serving.service import free_port, terminate_group
 
     port = free_port()
     started = time.monotonic()
@@ -76,8 +75,7 @@ def main() -> None:
         local_start = webserver_start(work, sandbox)
         make_train = wall_time([PYTHON, "-m", "penguins_platform", "train", *flags], sandbox.env())
         with Rehearsal(work / "rehearsal") as rehearsal:
-            assert rehearsal.timings is not None
-            start = rehearsal.timings.webserver_seconds
+            start = rehearsal.startup_seconds
             launched = time.monotonic()
             run_id = rehearsal.launch(
                 "training_job", training_run_config(**recipe).to_config_dict()

@@ -579,15 +579,14 @@ def rehearse(args: argparse.Namespace) -> int:
     print("Starting the stacks of infra/cloudformation on this machine (moto, PostgreSQL) …")
     try:
         with Rehearsal(args.folder) as rehearsal:
-            assert rehearsal.timings is not None
             print(
                 f"Webserver answering at {rehearsal.webserver_url} after "
-                f"{rehearsal.timings.webserver_seconds:.1f} s (tasks' logs in {args.folder}/tasks)"
+                f"{rehearsal.startup_seconds:.1f} s (tasks' logs in {args.folder}/tasks)"
             )
             cycle = run_cycle(rehearsal, training)
             print(
                 f"Rehearsal passed: one cycle, {cycle.step_tasks} step tasks. "
-                f"Webserver up in {rehearsal.timings.webserver_seconds:.1f} s; then"
+                f"Webserver up in {rehearsal.startup_seconds:.1f} s; then"
             )
             print("\n".join(cycle.lines()))
             if args.keep_running:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.error
@@ -11,13 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from penguins_platform.serving import service
+from penguins_platform.serving.service import free_port as free_port  # for the tests' servers
 from penguins_platform.serving.service import terminate_group
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_process(command: list[str], log: Path, **kwargs) -> subprocess.Popen:

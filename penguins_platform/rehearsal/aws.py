@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from penguins_platform.rehearsal.postgres import free_port
+from penguins_platform.serving.service import free_port
 
 ACCOUNT = "123456789012"  # moto's default account
 

@@ -27,7 +27,6 @@ class Cycle:
     """What the cycle did, with how long each part took."""
 
     seconds: dict[str, float] = field(default_factory=dict)
-    runs: dict[str, str] = field(default_factory=dict)  # what -> run id
     served_version: str | None = None
     monitored_rows: int = 0
     step_tasks: int = 0
@@ -59,7 +58,6 @@ def run_cycle(
     done = _timed(cycle, "training run", say)
     say("Launching training_job through the webserver's GraphQL API …")
     run_id = rehearsal.launch("training_job", training)
-    cycle.runs["training"] = run_id
     rehearsal.wait_for_run(run_id, timeout)
     done()
 
@@ -69,7 +67,6 @@ def run_cycle(
         lambda: _finished_deployment(rehearsal), timeout, "the sensor's deployment run",
         rehearsal.failure,
     )  # fmt: skip
-    cycle.runs["deployment"] = deployment["runId"]
     if deployment["status"] != "SUCCESS":
         raise RehearsalError(
             f"deployment run {deployment['runId']} ended {deployment['status']}: "
@@ -86,7 +83,7 @@ def run_cycle(
     done()
 
     done = _timed(cycle, "monitoring run", say)
-    cycle.runs["monitoring"] = run_id = rehearsal.launch("monitoring_job")
+    run_id = rehearsal.launch("monitoring_job")
     rehearsal.wait_for_run(run_id, timeout)
     cycle.monitored_rows = int(rehearsal.materialization(run_id, "production_data")["row_count"])
     if cycle.monitored_rows < traffic_requests:

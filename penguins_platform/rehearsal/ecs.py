@@ -322,10 +322,6 @@ class Agent:
             return ""
         return task.log.read_text(errors="replace")[-characters:]
 
-    def of_family(self, suffix: str) -> list[Task]:
-        with self._lock:
-            return [task for task in self.tasks.values() if task.family.endswith(suffix)]
-
     @contextlib.contextmanager
     def running(self) -> Iterator[Agent]:
         self.start()

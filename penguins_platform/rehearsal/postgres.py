@@ -15,13 +15,14 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from penguins_platform.serving.service import free_port
 
 if TYPE_CHECKING:
     from psycopg2.sql import Composable
@@ -145,12 +146,6 @@ class PostgresCluster:
             "DAGSTER_PG_PASSWORD": self.password,
             "DAGSTER_PG_DB": database,
         }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_is_running(pid: int) -> bool:

@@ -38,8 +38,9 @@ import yaml
 from penguins_platform.project import PROJECT_ROOT
 from penguins_platform.rehearsal import aws
 from penguins_platform.rehearsal.ecs import Agent, ContainerWorld, RehearsalError, wait_until
-from penguins_platform.rehearsal.postgres import PostgresCluster, free_port, running_cluster
+from penguins_platform.rehearsal.postgres import PostgresCluster, running_cluster
 from penguins_platform.rehearsal.template import Stack, TemplateError, parse
+from penguins_platform.serving.service import free_port
 
 INFRA = PROJECT_ROOT / "infra"
 PREFIX = "penguins"
@@ -276,11 +277,6 @@ def container_ports(*templates: dict[str, Any]) -> list[int]:
     )
 
 
-@dataclass(frozen=True)
-class Timings:
-    webserver_seconds: float  # from nothing to a webserver that lists the code location
-
-
 class Rehearsal:
     """The four stacks, their services running as processes, until the block ends."""
 
@@ -296,7 +292,8 @@ class Rehearsal:
         self.image = f"{aws.ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{PREFIX}:rehearsal"
         self.stacks: dict[str, Stack] = {}
         self.agent: Agent | None = None
-        self.timings: Timings | None = None
+        # From nothing to a webserver that lists the code location, once started.
+        self.startup_seconds = 0.0
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> Rehearsal:
@@ -362,7 +359,7 @@ class Rehearsal:
         for stack in (mlflow, dagster) if self.tracking_server else (dagster,):
             self._start_services(stack, subnets)
         self._wait_for_services()
-        self.timings = Timings(webserver_seconds=time.monotonic() - started)
+        self.startup_seconds = time.monotonic() - started
 
     def _network(self) -> tuple[str, list[str]]:
         ec2 = self.clients("ec2")
@@ -630,12 +627,6 @@ def _answers(url: str) -> bool:
             return reply.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-@contextlib.contextmanager
-def rehearsed(root: Path, infra: Path = INFRA) -> Iterator[Rehearsal]:
-    with Rehearsal(root, infra) as rehearsal:
-        yield rehearsal
 
 
 def edit_templates(folder: Path, edit: Callable[[Path], None]) -> Path:

@@ -279,6 +279,13 @@ def stop(paths: EndpointPaths, timeout: float = 15.0) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server to bind next."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def terminate_group(leader: int, grace_seconds: float = 15.0) -> None:
     """SIGTERM the process group `leader` heads, then SIGKILL whatever outlives the grace.
 

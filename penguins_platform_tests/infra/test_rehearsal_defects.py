@@ -10,6 +10,7 @@ would have met on AWS.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,16 +29,14 @@ def rehearsal(tmp_path: Path) -> Iterator[Callable[[Path], Rehearsal]]:
     """Start a rehearsal of the given infra/ copy; it is stopped (every task, the database,
     moto) when the test ends. Without the MLflow server: both defects stop everything before
     a run would reach it."""
-    started: list[Rehearsal] = []
+    with contextlib.ExitStack() as started:
 
-    def start(infra: Path) -> Rehearsal:
-        rehearsal = Rehearsal(tmp_path / "rehearsal", infra, tracking_server=False)
-        started.append(rehearsal)
-        return rehearsal.__enter__()
+        def start(infra: Path) -> Rehearsal:
+            return started.enter_context(
+                Rehearsal(tmp_path / "rehearsal", infra, tracking_server=False)
+            )
 
-    yield start
-    for rehearsal in started:
-        rehearsal.__exit__(None, None, None)
+        yield start
 
 
 def webserver_as_it_was(infra: Path) -> None:
