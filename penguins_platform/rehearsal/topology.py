@@ -294,6 +294,7 @@ class Rehearsal:
         self.agent: Agent | None = None
         # From nothing to a webserver that lists the code location, once started.
         self.startup_seconds = 0.0
+        self.location_error = ""  # the code location's last load error, while it starts
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> Rehearsal:
@@ -501,7 +502,14 @@ class Rehearsal:
             lambda: _answers(f"{self.webserver_url}/server_info"),
             timeout, "the Dagster webserver", self._service_failure,
         )  # fmt: skip
-        wait_until(self._location_loaded, timeout, "the code location", self._service_failure)
+        try:
+            wait_until(self._location_loaded, timeout, "the code location", self._service_failure)
+        except RehearsalError as error:
+            if self.location_error:
+                raise RehearsalError(
+                    f"{error}; its last load error: {self.location_error}"
+                ) from None
+            raise
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
@@ -524,7 +532,15 @@ class Rehearsal:
             if entry["name"] == LOCATION and entry["loadStatus"] == "LOADED":
                 loaded = entry["locationOrLoadError"]
                 if loaded and loaded["__typename"] == "PythonError":
-                    raise RehearsalError(f"the code location fails to load: {loaded['message']}")
+                    # The webserver can start before the code location answers, and then
+                    # keeps the error until someone reloads it: do what the UI's Reload does.
+                    self.location_error = loaded["message"].splitlines()[0]
+                    self.graphql(
+                        "mutation($name: String!) { reloadRepositoryLocation("
+                        "repositoryLocationName: $name) { __typename } }",
+                        {"name": LOCATION},
+                    )
+                    return False
                 return True
         return False
 
